@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs and runs it (offline). Usage: bash scripts/test.sh [pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python -m pip install -q -r requirements-dev.txt
+export HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
+python -m pytest "$@"
