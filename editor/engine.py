@@ -1,0 +1,677 @@
+"""The interactive backend: per-user edit state as plain frozen data, one shared read-only generator, caches.
+
+An edit never changes the generator, only the latent codes fed to its synthesis network:
+
+    ws' = ws + sum_i alpha_i * sigma_i * n_i'        (only on the chosen layers)
+
+where n_i is the unit direction of attribute i in the bank, sigma_i the standard deviation of the samples'
+projections on it (so alpha is measured in sigma units, the same for every attribute), and n_i' is n_i with the
+components along every *locked* attribute's direction removed (QR of the locked directions) and renormalised, as in
+InterFaceGAN's conditional editing extended to any number of locked attributes.
+
+Caches (all bounded, all behind their own locks, all keyed by content):
+- the mapping output of sampled latents, keyed by (seed, psi);
+- the per-direction edit delta (after locking and layer masking), and its per-layer style delta when the synthesis
+  network exposes `compute_styles` (the affine layers are linear, so an edit adds a fixed style offset);
+- the per-latent base styles;
+- rendered frames in a byte-bounded LRU keyed by (latent, edit, resolution).
+
+The generator is shared by every user and called under one lock (CPU torch already uses all cores for one call), so
+`Engine` is safe to call from Gradio's worker threads. Nothing per-user lives at module level: a user's state is an
+`EditState` value held by the caller (a `gr.State`, an API request or a recipe file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+# Layer presets for W+ edits, by the resolution of the synthesis block a layer feeds (as in StyleGAN's "coarse /
+# middle / fine styles"): coarse = 4..8 px, middle = 16..32 px, fine = 64 px and up.
+LAYER_PRESETS = ("all", "coarse", "middle", "fine", "custom")
+SPACES = ("w", "w+")
+MAX_ABS_ALPHA = 20.0  # sliders are in sigma units; beyond this the latent is far off the data manifold
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Plain data: directions, banks, latents, edit states
+
+
+@dataclass(frozen=True)
+class Direction:
+    """One editing direction of one attribute, as the engine needs it."""
+
+    attribute: str  # attribute name shown on the slider, e.g. "smile"
+    vector: np.ndarray = field(compare=False, repr=False)  # [w_dim] (W) or [num_ws, w_dim] (W+), any norm
+    sigma: float = 1.0  # std of the samples' projections on the unit direction: one slider unit
+    method: str = "svm"  # how it was found ("svm", "logreg", "meandiff", "pca", ...)
+    space: str = "w"  # "w" or "w+"
+    layers: tuple[int, int] | None = None  # suggested [lo, hi) W+ layer range, None = all layers
+
+    def unit(self, num_ws: int, w_dim: int) -> np.ndarray:
+        """The unit-norm direction broadcast to [num_ws, w_dim] float64."""
+        v = np.asarray(self.vector, dtype=np.float64)
+        if v.shape == (w_dim,):
+            v = np.broadcast_to(v, (num_ws, w_dim))
+            norm = np.linalg.norm(v[0])
+        elif v.shape == (1, w_dim):
+            v = np.broadcast_to(v[0], (num_ws, w_dim))
+            norm = np.linalg.norm(v[0])
+        elif v.shape == (num_ws, w_dim):
+            norm = np.linalg.norm(v)
+        else:
+            raise ValueError(
+                f"direction {self.attribute!r} has shape {tuple(v.shape)}; this generator needs "
+                f"[{w_dim}] or [{num_ws}, {w_dim}]"
+            )
+        if not np.isfinite(v).all() or norm == 0.0:
+            raise ValueError(f"direction {self.attribute!r} is zero or not finite")
+        return np.array(v / norm, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class EditBank:
+    """The directions the editor offers: one or more per attribute (different methods / spaces)."""
+
+    directions: tuple[Direction, ...]
+    bank_id: str = "bank"  # identity written into recipes
+    description: str = ""  # shown in the UI (e.g. where the bank came from)
+
+    def __post_init__(self):
+        for d in self.directions:
+            if d.space not in SPACES:
+                raise ValueError(f"direction {d.attribute!r}: space {d.space!r} is not one of {SPACES}")
+            if not (math.isfinite(d.sigma) and d.sigma > 0):
+                raise ValueError(f"direction {d.attribute!r}: sigma must be a positive number, got {d.sigma!r}")
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        """Attribute names in bank order, without duplicates."""
+        return tuple(dict.fromkeys(d.attribute for d in self.directions))
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(d.method for d in self.directions))
+
+    def find(self, attribute: str, method: str | None, space: str) -> Direction:
+        """The direction of `attribute` for (method, space), falling back to the same method in another space,
+        then to the attribute's first direction (a bank need not have every method for every attribute)."""
+        candidates = [d for d in self.directions if d.attribute == attribute]
+        if not candidates:
+            known = ", ".join(self.attributes) or "none"
+            raise ValueError(f"unknown attribute {attribute!r}; this bank has: {known}")
+        for want in ((method, space), (method, None), (None, space)):
+            for d in candidates:
+                if (want[0] is None or d.method == want[0]) and (want[1] is None or d.space == want[1]):
+                    return d
+        return candidates[0]
+
+    def check_fits(self, num_ws: int, w_dim: int) -> None:
+        """Raise ValueError when any direction's shape does not fit a generator with these dimensions."""
+        for d in self.directions:
+            d.unit(num_ws, w_dim)
+
+
+@dataclass(frozen=True)
+class Latent:
+    """A base latent: W+ codes [num_ws, w_dim] float32 (a W code is stored broadcast), with a content key."""
+
+    ws: np.ndarray = field(compare=False, repr=False)  # [num_ws, w_dim] float32, read-only
+    key: str = ""  # content digest: equal keys mean identical codes
+    kind: str = "w"  # "w" (all layers equal) or "w+"
+    origin: str = ""  # human-readable provenance: "seed 3, psi 0.7", "projected photo", "mix", ...
+    seed: int | None = None  # set for sampled latents
+    psi: float | None = None  # truncation used for sampled latents
+    z: np.ndarray | None = field(default=None, compare=False, repr=False)  # [z_dim] for sampled latents (Z slerp)
+
+    @staticmethod
+    def from_array(ws: Any, num_ws: int, w_dim: int, origin: str = "", **kw) -> "Latent":
+        """Build from a [w_dim], [1, w_dim] or [num_ws, w_dim] array (numpy or torch); checks shape and values."""
+        arr = ws.detach().cpu().numpy() if isinstance(ws, torch.Tensor) else np.asarray(ws)
+        if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
+            raise ValueError(f"latent must be numeric, got dtype {arr.dtype}")
+        arr = arr.astype(np.float32)
+        if arr.ndim == 3 and arr.shape[0] == 1:
+            arr = arr[0]
+        if arr.shape in ((w_dim,), (1, w_dim)):
+            arr = np.broadcast_to(arr.reshape(1, w_dim), (num_ws, w_dim))
+            kind = "w"
+        elif arr.shape == (num_ws, w_dim):
+            kind = "w" if bool((arr == arr[:1]).all()) else "w+"
+        else:
+            raise ValueError(
+                f"latent has shape {tuple(arr.shape)}; this generator needs [{w_dim}] (W) or [{num_ws}, {w_dim}] (W+)"
+            )
+        if not np.isfinite(arr).all():
+            raise ValueError("latent contains NaN or infinite values")
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        arr.flags.writeable = False
+        digest = hashlib.sha1(arr.tobytes() + str(arr.shape).encode()).hexdigest()[:16]
+        return Latent(ws=arr, key=digest, kind=kind, origin=origin, **kw)
+
+
+@dataclass(frozen=True)
+class EditState:
+    """Everything that decides one rendered frame besides the (shared) generator and bank.
+
+    Build with `EditState.create(...)`, which canonicalises: sliders sorted by name, zero sliders dropped (so a
+    slider at 0 is exactly the unedited image and shares its cache entry), locked names sorted.
+    """
+
+    latent: Latent
+    sliders: tuple[tuple[str, float], ...] = ()  # (attribute, alpha in sigma units), sorted, non-zero
+    method: str | None = None  # preferred direction method; None = each attribute's first direction
+    space: str = "w"  # "w": edit every layer; "w+": edit only `layers`
+    layers: tuple[int, int] | None = None  # [lo, hi) layer range for "w+"; None = all layers
+    locked: tuple[str, ...] = ()  # attributes other edits must not change
+
+    @staticmethod
+    def create(
+        latent: Latent,
+        sliders: Mapping[str, float] | Iterable[tuple[str, float]] = (),
+        method: str | None = None,
+        space: str = "w",
+        layers: tuple[int, int] | None = None,
+        locked: Iterable[str] = (),
+    ) -> "EditState":
+        items = sliders.items() if isinstance(sliders, Mapping) else sliders
+        clean: dict[str, float] = {}
+        for name, value in items:
+            clean[str(name)] = check_alpha(str(name), value)
+        if space not in SPACES:
+            raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+        if layers is not None:
+            lo, hi = int(layers[0]), int(layers[1])
+            layers = (lo, hi)
+        return EditState(
+            latent=latent,
+            sliders=tuple(sorted((k, v) for k, v in clean.items() if v != 0.0)),
+            method=method or None,
+            space=space,
+            layers=layers if space == "w+" else None,
+            locked=tuple(sorted(set(str(n) for n in locked))),
+        )
+
+    def with_sliders(self, sliders: Mapping[str, float]) -> "EditState":
+        """A copy with some slider values replaced (others kept)."""
+        merged = dict(self.sliders)
+        merged.update(sliders)
+        return EditState.create(self.latent, merged, self.method, self.space, self.layers, self.locked)
+
+    def reset(self) -> "EditState":
+        """The same latent and settings with every slider at zero."""
+        return replace(self, sliders=())
+
+    def edit_key(self) -> tuple:
+        """The hashable part of the state that decides the edit (not the latent)."""
+        return (self.sliders, self.method, self.space, self.layers, self.locked)
+
+
+def check_alpha(name: str, value: Any) -> float:
+    """A slider value as a float, or a ValueError that names the slider."""
+    try:
+        alpha = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"slider {name!r}: {value!r} is not a number") from None
+    if not math.isfinite(alpha):
+        raise ValueError(f"slider {name!r}: {value!r} is not a finite number")
+    if abs(alpha) > MAX_ABS_ALPHA:
+        raise ValueError(f"slider {name!r}: {alpha:g} is outside [-{MAX_ABS_ALPHA:g}, {MAX_ABS_ALPHA:g}] sigma")
+    return alpha
+
+
+def layer_preset(preset: str, num_ws: int, custom: tuple[int, int] | None = None) -> tuple[int, int]:
+    """The [lo, hi) W+ layer range of a preset name for a generator with `num_ws` layers.
+
+    Layer i feeds the block of resolution 4 * 2**((i + 1) // 2) (4x4 has one conv; every later block two convs, the
+    to-RGB layer shares the next conv's code). coarse: 4..8 px -> layers 0-3; middle: 16..32 px -> 4-7; fine: 8-end.
+    """
+    if preset == "all":
+        return (0, num_ws)
+    if preset == "custom":
+        if custom is None:
+            raise ValueError("layer range 'custom' needs a (lo, hi) pair")
+        lo, hi = int(custom[0]), int(custom[1])
+        if not 0 <= lo < hi <= num_ws:
+            raise ValueError(f"custom layer range [{lo}, {hi}) must satisfy 0 <= lo < hi <= {num_ws}")
+        return (lo, hi)
+    bounds = {"coarse": (0, 4), "middle": (4, 8), "fine": (8, num_ws)}
+    if preset not in bounds:
+        raise ValueError(f"layer range must be one of {LAYER_PRESETS}, got {preset!r}")
+    lo, hi = bounds[preset]
+    lo, hi = min(lo, num_ws - 1), min(hi, num_ws)
+    return (lo, max(hi, lo + 1))
+
+
+def conditional_directions(units: np.ndarray, locked: np.ndarray) -> np.ndarray:
+    """Remove from each direction its components along the span of the locked directions, then renormalise.
+
+    units:  [k, D] directions to edit with (unit norm)
+    locked: [m, D] directions that must not change (any norm; m may be 0)
+    returns [k, D] unit directions orthogonal to every locked direction
+    """
+    if units.ndim != 2 or locked.ndim != 2 or units.shape[1] != locked.shape[1]:
+        raise ValueError(f"shape mismatch: units {units.shape}, locked {locked.shape}")
+    if locked.shape[0] == 0:
+        return units
+    q, r = np.linalg.qr(locked.T)  # q: [D, m] orthonormal basis of the locked span
+    keep = np.abs(np.diag(r)) > 1e-8 * max(1.0, float(np.abs(r).max()))
+    q = q[:, keep]
+    out = units - (units @ q) @ q.T
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    if (norms < 1e-6).any():
+        raise ValueError("an edited direction lies (almost) in the span of the locked directions")
+    return out / norms
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Caches
+
+
+class ByteLRU:
+    """A thread-safe LRU of numpy arrays (or tuples of tensors/arrays) bounded by total bytes."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = int(max_bytes)
+        self._items: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def _nbytes(value: Any) -> int:
+        if isinstance(value, np.ndarray):
+            return value.nbytes
+        if isinstance(value, torch.Tensor):
+            return value.element_size() * value.nelement()
+        if isinstance(value, (list, tuple)):
+            return sum(ByteLRU._nbytes(v) for v in value)
+        if isinstance(value, dict):
+            return sum(ByteLRU._nbytes(v) for v in value.values())
+        return 64
+
+    def get(self, key: Any) -> Any | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return item[0]
+
+    def put(self, key: Any, value: Any) -> None:
+        size = self._nbytes(value)
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            self._items[key] = (value, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes and self._items:
+                _, (_, s) = self._items.popitem(last=False)
+                self._bytes -= s
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _tree_map(fn: Callable, *trees: Any) -> Any:
+    """Apply fn leaf-wise over matching tensors / lists / tuples / dicts (the synthesis network's style format)."""
+    first = trees[0]
+    if isinstance(first, torch.Tensor):
+        return fn(*trees)
+    if isinstance(first, (list, tuple)):
+        return type(first)(_tree_map(fn, *parts) for parts in zip(*trees))
+    if isinstance(first, dict):
+        return {k: _tree_map(fn, *(t[k] for t in trees)) for k in first}
+    raise TypeError(f"unsupported style container {type(first).__name__}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The engine
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Tuning knobs of the backend."""
+
+    preview_resolution: int = 256  # progressive preview stops the synthesis at this size (<= 256)
+    frame_cache_bytes: int = 256 * 2**20  # byte bound of the rendered-frame LRU
+    delta_cache_items: int = 256  # per-direction edit deltas kept
+    batch_size: int = 8  # frames per synthesis call for strips / animations
+    use_style_cache: bool = True  # cache styles when the synthesis network exposes compute_styles
+
+
+def image_to_uint8(img: torch.Tensor) -> np.ndarray:
+    """[N, C, H, W] float in about [-1, 1] -> [N, H, W, 3] uint8 (reference convention: x * 127.5 + 128)."""
+    x = (img.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    x = x.permute(0, 2, 3, 1).cpu().numpy()
+    if x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    return x
+
+
+def default_model_id(G: torch.nn.Module) -> str:
+    """The generator's identity: `editor.checkpoints.model_id` when available, else a digest of its weights."""
+    try:
+        from editor.checkpoints import model_id  # type: ignore
+
+        return str(model_id(G))
+    except (ImportError, AttributeError):
+        pass
+    h = hashlib.sha1()
+    for name, t in sorted(G.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return "sha1:" + h.hexdigest()[:16]
+
+
+class Engine:
+    """Renders edit states with one shared generator and bank. Safe to call from many threads."""
+
+    def __init__(
+        self,
+        G: torch.nn.Module,
+        bank: EditBank,
+        device: str | torch.device = "cpu",
+        config: EngineConfig = EngineConfig(),
+        model_id: str | None = None,
+        model_name: str = "",
+    ):
+        self.G = G.eval().requires_grad_(False).to(device)
+        self.device = torch.device(device)
+        self.config = config
+        self.num_ws = int(G.num_ws)
+        self.w_dim = int(G.w_dim)
+        self.z_dim = int(G.z_dim)
+        self.c_dim = int(getattr(G, "c_dim", 0))
+        self.resolution = int(G.img_resolution)
+        bank.check_fits(self.num_ws, self.w_dim)
+        self.bank = bank
+        self.model_id = model_id or default_model_id(G)
+        self.model_name = model_name or self.model_id
+        params = inspect.signature(G.synthesis.forward).parameters
+        self._has_stop = "stop_resolution" in params
+        self._has_styles = (
+            config.use_style_cache and "styles" in params and hasattr(G.synthesis, "compute_styles")
+        )
+        self.preview_resolution = min(int(config.preview_resolution), 256, self.resolution)
+        if not self._has_stop:
+            self.preview_resolution = self.resolution
+        self._model_lock = threading.Lock()
+        self.frames = ByteLRU(config.frame_cache_bytes)
+        self._deltas = ByteLRU(64 * 2**20)
+        self._mapping = ByteLRU(32 * 2**20)
+        self._base_styles = ByteLRU(64 * 2**20)
+
+    # -- latents ---------------------------------------------------------------------------------------------------
+
+    def sample(self, seed: int, psi: float = 0.7) -> Latent:
+        """The W latent of a seed (z ~ N(0, I) from numpy's RandomState(seed), as the reference scripts do)."""
+        seed, psi = _check_seed(seed), _check_psi(psi)
+        key = ("seed", seed, psi)
+        cached = self._mapping.get(key)
+        if cached is not None:
+            return cached
+        z = np.random.RandomState(seed).randn(1, self.z_dim).astype(np.float32)  # [1, z_dim]
+        ws = self._map(z, psi)[0]
+        latent = Latent.from_array(
+            ws, self.num_ws, self.w_dim, origin=f"seed {seed}, psi {psi:g}", seed=seed, psi=psi, z=z[0]
+        )
+        self._mapping.put(key, latent)
+        return latent
+
+    def latent_from_z(self, z: np.ndarray, psi: float = 1.0, origin: str = "") -> Latent:
+        """Map a [z_dim] code to a W latent."""
+        z = np.asarray(z, dtype=np.float32).reshape(1, -1)
+        if z.shape[1] != self.z_dim or not np.isfinite(z).all():
+            raise ValueError(f"z must be {self.z_dim} finite numbers, got shape {z.shape}")
+        psi = _check_psi(psi)
+        return Latent.from_array(self._map(z, psi)[0], self.num_ws, self.w_dim, origin=origin, psi=psi, z=z[0])
+
+    def latent_from_array(self, ws: Any, origin: str = "") -> Latent:
+        return Latent.from_array(ws, self.num_ws, self.w_dim, origin=origin)
+
+    def _map(self, z: np.ndarray, psi: float) -> torch.Tensor:
+        c = torch.zeros(z.shape[0], self.c_dim, device=self.device)
+        with self._model_lock, torch.no_grad():
+            return self.G.mapping(torch.from_numpy(z).to(self.device), c, truncation_psi=psi).cpu()
+
+    # -- edits ------------------------------------------------------------------------------------------------------
+
+    def check_state(self, state: EditState) -> None:
+        """Raise ValueError when the state names attributes the bank lacks or a bad layer range."""
+        known = set(self.bank.attributes)
+        for name, _ in state.sliders:
+            if name not in known:
+                raise ValueError(f"unknown attribute {name!r}; this bank has: {', '.join(self.bank.attributes)}")
+        for name in state.locked:
+            if name not in known:
+                raise ValueError(f"cannot lock unknown attribute {name!r}")
+        if state.latent.ws.shape != (self.num_ws, self.w_dim):
+            raise ValueError(
+                f"latent has shape {state.latent.ws.shape}, this generator needs [{self.num_ws}, {self.w_dim}]"
+            )
+        if state.layers is not None:
+            lo, hi = state.layers
+            if not 0 <= lo < hi <= self.num_ws:
+                raise ValueError(f"layer range [{lo}, {hi}) must satisfy 0 <= lo < hi <= {self.num_ws}")
+
+    def _layer_mask(self, state: EditState) -> np.ndarray:
+        mask = np.zeros((self.num_ws, 1))
+        lo, hi = state.layers if (state.space == "w+" and state.layers is not None) else (0, self.num_ws)
+        mask[lo:hi] = 1.0
+        return mask
+
+    def direction_delta(self, state: EditState, attribute: str) -> torch.Tensor:
+        """The ws offset of one slider unit (one sigma) of `attribute` under the state's method, space, layers and
+        locks: [num_ws, w_dim] float32, zero outside the layer range, orthogonal to every locked direction."""
+        key = ("ws", attribute, state.method, state.space, state.layers, state.locked)
+        cached = self._deltas.get(key)
+        if cached is not None:
+            return cached
+        mask = self._layer_mask(state)
+        d = self.bank.find(attribute, state.method, state.space)
+        unit = (d.unit(self.num_ws, self.w_dim) * mask).reshape(1, -1)  # [1, num_ws * w_dim]
+        others = [n for n in state.locked if n != attribute]
+        locked = np.stack(
+            [(self.bank.find(n, state.method, state.space).unit(self.num_ws, self.w_dim) * mask).reshape(-1)
+             for n in others]
+        ) if others else np.zeros((0, unit.shape[1]))
+        # Renormalise within the masked layers so that one unit keeps the length of the direction on those layers.
+        length = np.linalg.norm(unit)
+        if length == 0:
+            raise ValueError(f"direction {attribute!r} is zero on the chosen layers")
+        edit = conditional_directions(unit / length, locked) * length
+        delta = torch.from_numpy((edit.reshape(self.num_ws, self.w_dim) * d.sigma).astype(np.float32))
+        self._deltas.put(key, delta)
+        return delta
+
+    def edited_ws(self, state: EditState) -> torch.Tensor:
+        """The edited codes of a state: [num_ws, w_dim] float32 (CPU)."""
+        self.check_state(state)
+        ws = torch.from_numpy(np.array(state.latent.ws))  # [num_ws, w_dim]
+        for name, alpha in state.sliders:
+            ws = ws + alpha * self.direction_delta(state, name)
+        return ws
+
+    # -- rendering --------------------------------------------------------------------------------------------------
+
+    def render(self, state: EditState, preview: bool = False) -> np.ndarray:
+        """The image of an edit state: [H, W, 3] uint8, read-only. Deterministic (constant noise); cached.
+
+        preview=True stops the synthesis at `preview_resolution` (<= 256 px) for slider drags.
+        """
+        res = self.preview_resolution if preview else self.resolution
+        key = (state.latent.key, state.edit_key(), res)
+        frame = self.frames.get(key)
+        if frame is not None:
+            return frame
+        self.check_state(state)
+        if self._has_styles:
+            styles = self._edited_styles(state)
+            img = self._synthesize(self.edited_ws(state)[None], res, styles=styles)
+        else:
+            img = self._synthesize(self.edited_ws(state)[None], res)
+        frame = image_to_uint8(img)[0]
+        frame.flags.writeable = False
+        self.frames.put(key, frame)
+        return frame
+
+    def render_ws(self, ws: torch.Tensor, preview: bool = False) -> list[np.ndarray]:
+        """Render a batch of codes [N, num_ws, w_dim] in chunks of `batch_size` (strips, animations)."""
+        if ws.ndim != 3 or tuple(ws.shape[1:]) != (self.num_ws, self.w_dim):
+            raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
+        res = self.preview_resolution if preview else self.resolution
+        out: list[np.ndarray] = []
+        for i in range(0, ws.shape[0], self.config.batch_size):
+            out.extend(image_to_uint8(self._synthesize(ws[i : i + self.config.batch_size], res)))
+        return out
+
+    def _synthesize(self, ws: torch.Tensor, res: int, styles: Any = None) -> torch.Tensor:
+        kwargs: dict[str, Any] = {"noise_mode": "const"}
+        if res != self.resolution:
+            kwargs["stop_resolution"] = res
+        if styles is not None:
+            kwargs["styles"] = styles
+        with self._model_lock, torch.no_grad():
+            return self.G.synthesis(ws.to(self.device), **kwargs).cpu()
+
+    def _styles_of(self, ws: torch.Tensor) -> Any:
+        with self._model_lock, torch.no_grad():
+            return self.G.synthesis.compute_styles(ws.to(self.device))
+
+    def _edited_styles(self, state: EditState) -> Any:
+        base = self._base_styles.get(state.latent.key)
+        if base is None:
+            base = self._styles_of(torch.from_numpy(np.array(state.latent.ws))[None])
+            self._base_styles.put(state.latent.key, base)
+        styles = base
+        for name, alpha in state.sliders:
+            key = ("styles", name, state.method, state.space, state.layers, state.locked)
+            sdelta = self._deltas.get(key)
+            if sdelta is None:
+                zero = torch.zeros(1, self.num_ws, self.w_dim)
+                s1 = self._styles_of(self.direction_delta(state, name)[None])
+                s0 = self._styles_of(zero)
+                sdelta = _tree_map(lambda a, b: a - b, s1, s0)
+                self._deltas.put(key, sdelta)
+            styles = _tree_map(lambda s, d, a=alpha: s + a * d, styles, sdelta)
+        return styles
+
+    # -- strips, walks, interpolation -------------------------------------------------------------------------------
+
+    def slider_walk(
+        self, state: EditState, attribute: str, lo: float = -3.0, hi: float = 3.0, steps: int = 16,
+        preview: bool = False,
+    ) -> list[np.ndarray]:
+        """Frames of `attribute` going from lo to hi (other sliders as in `state`), rendered in batches."""
+        check_alpha(attribute, lo), check_alpha(attribute, hi)
+        steps = _check_steps(steps)
+        if attribute not in self.bank.attributes:
+            raise ValueError(f"unknown attribute {attribute!r}; this bank has: {', '.join(self.bank.attributes)}")
+        base = self.edited_ws(state.with_sliders({attribute: 0.0}))
+        delta = self.direction_delta(state, attribute)
+        alphas = torch.linspace(float(lo), float(hi), steps)
+        ws = base[None] + alphas[:, None, None] * delta[None]  # [steps, num_ws, w_dim]
+        return self.render_ws(ws, preview=preview)
+
+    def interpolate(self, a: Latent, b: Latent, steps: int = 16, mode: str = "w") -> list[np.ndarray]:
+        """Frames from face a to face b: linear in W ("w"), or spherical in Z ("z", sampled faces only)."""
+        steps = _check_steps(steps)
+        t = torch.linspace(0.0, 1.0, steps)
+        if mode == "w":
+            wa, wb = torch.from_numpy(np.array(a.ws)), torch.from_numpy(np.array(b.ws))
+            ws = wa[None] + t[:, None, None] * (wb - wa)[None]
+        elif mode == "z":
+            if a.z is None or b.z is None:
+                raise ValueError("Z interpolation needs two sampled faces (a projected face has no z)")
+            z = slerp(np.asarray(a.z, np.float64), np.asarray(b.z, np.float64), t.numpy())
+            psi = a.psi if a.psi is not None else 1.0
+            ws = self._map(z.astype(np.float32), psi)
+        else:
+            raise ValueError(f"interpolation mode must be 'w' or 'z', got {mode!r}")
+        return self.render_ws(ws)
+
+    def style_mix(self, a: Latent, b: Latent, layers: tuple[int, int]) -> Latent:
+        """Face a with the codes of face b on layers [lo, hi)."""
+        lo, hi = int(layers[0]), int(layers[1])
+        if not 0 <= lo < hi <= self.num_ws:
+            raise ValueError(f"layer range [{lo}, {hi}) must satisfy 0 <= lo < hi <= {self.num_ws}")
+        ws = np.array(a.ws)
+        ws[lo:hi] = b.ws[lo:hi]
+        return Latent.from_array(ws, self.num_ws, self.w_dim, origin=f"mix of ({a.origin}) and ({b.origin}) {lo}-{hi}")
+
+    def candidates(self, seeds: Sequence[int], psi: float = 0.7) -> list[tuple[Latent, np.ndarray]]:
+        """Sampled faces with preview images, rendered as one batch."""
+        latents = [self.sample(s, psi) for s in seeds]
+        if not latents:
+            return []
+        ws = torch.stack([torch.from_numpy(np.array(l.ws)) for l in latents])
+        return list(zip(latents, self.render_ws(ws, preview=True)))
+
+    def clear_caches(self) -> None:
+        for c in (self.frames, self._deltas, self._mapping, self._base_styles):
+            c.clear()
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation between [D] vectors a and b at times t [T] -> [T, D] (linear when parallel)."""
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    cos = float(np.clip(a @ b / max(na * nb, 1e-12), -1.0, 1.0))
+    omega = math.acos(cos)
+    if omega < 1e-6:
+        return a[None] + t[:, None] * (b - a)[None]
+    s = math.sin(omega)
+    return (np.sin((1 - t) * omega)[:, None] * a[None] + np.sin(t * omega)[:, None] * b[None]) / s
+
+
+def _check_seed(seed: Any) -> int:
+    try:
+        s = int(seed)
+    except (TypeError, ValueError):
+        raise ValueError(f"seed must be an integer, got {seed!r}") from None
+    if not 0 <= s < 2**32:
+        raise ValueError(f"seed must be in [0, 2**32), got {s}")
+    return s
+
+
+def _check_psi(psi: Any) -> float:
+    try:
+        p = float(psi)
+    except (TypeError, ValueError):
+        raise ValueError(f"psi must be a number, got {psi!r}") from None
+    if not math.isfinite(p) or not -2.0 <= p <= 2.0:
+        raise ValueError(f"psi (truncation) must be in [-2, 2], got {psi!r}")
+    return p
+
+
+def _check_steps(steps: Any) -> int:
+    try:
+        n = int(steps)
+    except (TypeError, ValueError):
+        raise ValueError(f"steps must be an integer, got {steps!r}") from None
+    if not 2 <= n <= 240:
+        raise ValueError(f"steps must be in [2, 240], got {n}")
+    return n

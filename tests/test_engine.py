@@ -1,0 +1,217 @@
+"""The cached edit-and-synthesize backend (editor/engine.py) on a tiny random generator and a synthetic bank."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from _engine_fixtures import tiny_engine, tiny_generator
+from editor.engine import (
+    ByteLRU,
+    Direction,
+    EditBank,
+    EditState,
+    Engine,
+    conditional_directions,
+    layer_preset,
+    slerp,
+)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return tiny_engine()
+
+
+def test_alpha_zero_is_identity(engine):
+    lat = engine.sample(3)
+    base = engine.render(EditState.create(lat))
+    zero = EditState.create(lat, {"smile": 0.0, "age": 0.0}, locked=["glasses"])
+    assert torch.equal(engine.edited_ws(zero), torch.from_numpy(np.array(lat.ws)))
+    engine.frames.clear()
+    assert np.array_equal(engine.render(zero), base)
+
+
+def test_edit_changes_image_and_ws(engine):
+    lat = engine.sample(4)
+    state = EditState.create(lat, {"smile": 2.0})
+    ws = engine.edited_ws(state)
+    expected = lat.ws + 2.0 * engine.bank.find("smile", None, "w").sigma * engine.bank.find(
+        "smile", None, "w").unit(engine.num_ws, engine.w_dim)
+    np.testing.assert_allclose(ws.numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert not np.array_equal(engine.render(state), engine.render(EditState.create(lat)))
+
+
+def test_cache_returns_identical_frames(engine):
+    state = EditState.create(engine.sample(5), {"smile": 1.5, "age": -1.0})
+    first = engine.render(state)
+    hits = engine.frames.hits
+    again = engine.render(state)
+    assert engine.frames.hits == hits + 1
+    assert again is first
+    engine.clear_caches()
+    recomputed = engine.render(state)
+    assert np.array_equal(recomputed, first)
+    assert not recomputed.flags.writeable
+
+
+def test_style_cache_matches_plain_ws_path():
+    styled = tiny_engine()
+    plain = tiny_engine(use_style_cache=False)
+    assert styled._has_styles and not plain._has_styles
+    state_s = EditState.create(styled.sample(6), {"smile": 2.5, "glasses": -1.0})
+    state_p = EditState.create(plain.sample(6), {"smile": 2.5, "glasses": -1.0})
+    a, b = styled.render(state_s).astype(int), plain.render(state_p).astype(int)
+    assert np.abs(a - b).max() <= 1  # same maths, different float rounding order
+
+
+def test_lock_makes_edit_orthogonal(engine):
+    lat = engine.sample(7)
+    state = EditState.create(lat, {"smile": 3.0, "glasses": 2.0}, locked=["age", "glasses"])
+    age = engine.bank.find("age", None, "w").unit(engine.num_ws, engine.w_dim)
+    glasses = engine.bank.find("glasses", None, "w").unit(engine.num_ws, engine.w_dim)
+    smile_delta = engine.direction_delta(state, "smile").double().numpy()
+    assert abs((smile_delta * age).sum()) < 1e-4
+    assert abs((smile_delta * glasses).sum()) < 1e-4
+    # the locked attribute's own slider still moves along its own direction, orthogonal to the other locks only
+    glasses_delta = engine.direction_delta(state, "glasses").double().numpy()
+    assert abs((glasses_delta * age).sum()) < 1e-4
+    assert (glasses_delta * glasses).sum() > 0.1
+    # total edit has no component along 'age'
+    moved = (engine.edited_ws(state).double().numpy() - lat.ws) * age
+    assert abs(moved.sum()) < 1e-3
+
+
+def test_conditional_directions_many_locks():
+    rng = np.random.default_rng(0)
+    units = rng.standard_normal((2, 20))
+    units /= np.linalg.norm(units, axis=1, keepdims=True)
+    locked = rng.standard_normal((5, 20))
+    out = conditional_directions(units, locked)
+    np.testing.assert_allclose(out @ locked.T, 0, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1, atol=1e-12)
+    with pytest.raises(ValueError, match="span of the locked"):
+        conditional_directions(locked[:1] / np.linalg.norm(locked[:1]), locked)
+
+
+def test_wplus_layer_range_only_touches_those_layers(engine):
+    lat = engine.sample(8)
+    layers = layer_preset("middle", engine.num_ws)
+    state = EditState.create(lat, {"age": 2.0}, space="w+", layers=layers)
+    moved = np.abs(engine.edited_ws(state).numpy() - lat.ws).sum(axis=1)
+    lo, hi = layers
+    assert (moved[lo:hi] > 0).all()
+    assert (moved[:lo] == 0).all() and (moved[hi:] == 0).all()
+    # the W+ direction of 'smile' (method 'pca') is used when asked for
+    d = engine.bank.find("smile", "pca", "w+")
+    assert d.space == "w+" and d.vector.shape == (engine.num_ws, engine.w_dim)
+
+
+def test_layer_presets():
+    assert layer_preset("coarse", 18) == (0, 4)
+    assert layer_preset("middle", 18) == (4, 8)
+    assert layer_preset("fine", 18) == (8, 18)
+    assert layer_preset("all", 8) == (0, 8)
+    assert layer_preset("fine", 8) == (7, 8)  # a small generator still gets a non-empty range
+    assert layer_preset("custom", 18, (2, 5)) == (2, 5)
+    with pytest.raises(ValueError, match="custom layer range"):
+        layer_preset("custom", 18, (5, 2))
+    with pytest.raises(ValueError, match="layer range must be one of"):
+        layer_preset("medium", 18)
+
+
+def test_progressive_preview_resolution(engine):
+    state = EditState.create(engine.sample(9), {"smile": 1.0})
+    assert engine.render(state, preview=True).shape == (16, 16, 3)
+    assert engine.render(state).shape == (32, 32, 3)
+
+
+def test_bad_slider_values(engine):
+    lat = engine.sample(1)
+    for bad in (float("nan"), float("inf"), -float("inf"), 1e9, "abc", None):
+        with pytest.raises(ValueError, match="slider 'smile'"):
+            EditState.create(lat, {"smile": bad})
+    with pytest.raises(ValueError, match="unknown attribute 'wings'"):
+        engine.render(EditState.create(lat, {"wings": 1.0}))
+    with pytest.raises(ValueError, match="cannot lock unknown"):
+        engine.render(EditState.create(lat, locked=["wings"]))
+    with pytest.raises(ValueError, match="seed"):
+        engine.sample(-1)
+    with pytest.raises(ValueError, match="psi"):
+        engine.sample(1, float("nan"))
+
+
+def test_bank_that_does_not_fit():
+    G = tiny_generator()
+    bad = EditBank((Direction("smile", np.ones(G.w_dim + 1)),), bank_id="bad")
+    with pytest.raises(ValueError, match="direction 'smile' has shape"):
+        Engine(G, bad)
+    with pytest.raises(ValueError, match="sigma"):
+        EditBank((Direction("smile", np.ones(4), sigma=float("nan")),))
+
+
+def test_latent_shapes(engine):
+    w = np.random.default_rng(0).standard_normal(engine.w_dim)
+    lat = engine.latent_from_array(w)
+    assert lat.ws.shape == (engine.num_ws, engine.w_dim) and lat.kind == "w"
+    plus = np.random.default_rng(1).standard_normal((engine.num_ws, engine.w_dim))
+    assert engine.latent_from_array(plus).kind == "w+"
+    with pytest.raises(ValueError, match="latent has shape"):
+        engine.latent_from_array(np.zeros(engine.w_dim + 2))
+    with pytest.raises(ValueError, match="NaN"):
+        engine.latent_from_array(np.full(engine.w_dim, np.nan))
+
+
+def test_strips_and_interpolation_batched(engine):
+    state = EditState.create(engine.sample(2), {"age": 1.0})
+    frames = engine.slider_walk(state, "smile", -2, 2, steps=5)
+    assert len(frames) == 5 and frames[0].shape == (32, 32, 3)
+    # the middle frame (smile = 0) equals the single render of the state
+    assert np.abs(frames[2].astype(int) - engine.render(state).astype(int)).max() <= 1
+    a, b = engine.sample(10), engine.sample(11)
+    w_frames = engine.interpolate(a, b, steps=3, mode="w")
+    z_frames = engine.interpolate(a, b, steps=3, mode="z")
+    assert len(w_frames) == len(z_frames) == 3
+    assert np.abs(w_frames[0].astype(int) - engine.render(EditState.create(a)).astype(int)).max() <= 1
+    mixed = engine.style_mix(a, b, (0, 4))
+    np.testing.assert_array_equal(mixed.ws[:4], b.ws[:4])
+    np.testing.assert_array_equal(mixed.ws[4:], a.ws[4:])
+    with pytest.raises(ValueError, match="Z interpolation needs two sampled"):
+        engine.interpolate(mixed, b, steps=3, mode="z")
+
+
+def test_slerp_endpoints():
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 2.0])
+    out = slerp(a, b, np.array([0.0, 1.0]))
+    np.testing.assert_allclose(out, [a, b], atol=1e-12)
+
+
+def test_byte_lru_bound():
+    lru = ByteLRU(max_bytes=1000)
+    for i in range(10):
+        lru.put(i, np.zeros(200, np.uint8))
+    assert lru.nbytes <= 1000 and len(lru) == 5
+    assert lru.get(0) is None and lru.get(9) is not None
+    lru.put("big", np.zeros(2000, np.uint8))  # larger than the bound: not kept
+    assert lru.get("big") is None
+
+
+def test_concurrent_renders_match_serial(engine):
+    states = [EditState.create(engine.sample(20 + i % 3), {"smile": 0.5 * i}) for i in range(8)]
+    engine.clear_caches()
+    expected = [engine.render(s).copy() for s in states]
+    engine.clear_caches()
+    results = [None] * len(states)
+
+    def work(i):
+        results[i] = engine.render(states[i], preview=bool(i % 2))
+        results[i] = engine.render(states[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(states))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, want in zip(results, expected):
+        assert np.array_equal(got, want)
