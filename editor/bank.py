@@ -1,0 +1,398 @@
+"""Direction banks: the file format, validation against a generator, and applying edits to latents.
+
+A bank is one file per generator in ``directions/`` (``NAME.safetensors``): the arrays (vectors, and for the
+Gaussian methods the class models) as named float32 tensors, and everything else as one JSON document in the
+safetensors header (key ``"bank"``), so the file is self-describing and loads without executing anything:
+
+    {"format": 1, "generator": {"model_id", "z_dim", "w_dim", "num_ws"}, "command": ..., "created": ...,
+     "entries": [{"attribute", "method", "space", "intercept", "sigma", "labeller", "n_samples", "val_accuracy",
+                  "train_accuracy", "extra": {...}, "tensors": {"vector": "3.vector", ...}}, ...]}
+
+Edits (see `apply_edit`) move latents by ``alpha * sigma * n``: alpha is in standard deviations of the fitting samples'
+projections on the unit direction n, the same scale for every attribute and method.
+
+Spaces: a 'w' entry moves every W+ layer; a 'w+:a-b' entry only layers a..b; a 'z' entry moves z and needs the
+mapping network to reach W: ``ws' = ws + mapping(z + alpha*sigma*n) - mapping(z)`` (with the same truncation the
+base latent was made with), so W-level changes already in ws are kept.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from editor.directions import ClassGaussian, ClassGaussians, Space, condition, gaussian_walk, orthonormal_basis, \
+    shrink_toward_mean
+
+FORMAT_VERSION = 1
+LINEAR_METHODS = ("meandiff", "logreg", "svm", "pca", "sefa")  # an edit adds alpha*sigma*n
+GAUSSIAN_METHODS = ("mahalanobis", "shrink")  # an edit is a walk that depends on the latent
+METHODS = LINEAR_METHODS + GAUSSIAN_METHODS
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    """What a bank must match in a generator."""
+
+    model_id: str  # identity of the weights (editor.checkpoints.model_id), e.g. a content hash
+    z_dim: int  # input latent size
+    w_dim: int  # intermediate latent size
+    num_ws: int  # number of W+ layers
+
+
+def generator_info(G) -> GeneratorInfo:
+    """The `GeneratorInfo` of a generator module (identity from `editor.checkpoints.model_id`)."""
+    from editor.checkpoints import model_id
+
+    num_ws = getattr(G, "num_ws", None) or getattr(G.mapping, "num_ws")
+    return GeneratorInfo(model_id=str(model_id(G)), z_dim=int(G.z_dim), w_dim=int(G.w_dim), num_ws=int(num_ws))
+
+
+@dataclass(frozen=True)
+class BankEntry:
+    """One direction of one attribute: found by one method in one space."""
+
+    attribute: str  # e.g. "smile", or "pc3" / "sefa0" for unsupervised directions
+    method: str  # one of METHODS
+    space: Space  # where it was fitted and where it acts
+    vector: np.ndarray = field(repr=False)  # [1, D] unit row, or [num_ws, D] one unit row per layer
+    sigma: float = 1.0  # std of the samples' projections on the unit vector: one slider unit
+    intercept: float = 0.0  # boundary x·n + intercept = 0 (latent units; 0 when the method has none)
+    labeller: str = ""  # where the labels came from, e.g. "toon-attributes", "clip:ViT-B-32", "manual:file.csv"
+    n_samples: int = 0  # samples used to fit
+    val_accuracy: float | None = None  # held-out accuracy of the boundary (supervised methods)
+    train_accuracy: float | None = None
+    gaussians: ClassGaussians | None = field(default=None, repr=False)  # the class models of the Gaussian methods
+    extra: dict = field(default_factory=dict)  # method-specific numbers (iterations, share, explained variance ...)
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"direction {self.attribute!r}: unknown method {self.method!r}; expected one of {METHODS}")
+        if not isinstance(self.space, Space):
+            object.__setattr__(self, "space", Space.parse(str(self.space)))
+        v = np.asarray(self.vector, dtype=np.float64)
+        if v.ndim == 1:
+            v = v[None]
+        if v.ndim != 2 or v.shape[1] == 0 or not np.all(np.isfinite(v)):
+            raise ValueError(f"direction {self.name}: vector must be a finite [1, D] or [num_ws, D] array, "
+                             f"got shape {v.shape}")
+        norms = np.linalg.norm(v, axis=1)
+        if np.any(norms == 0):
+            raise ValueError(f"direction {self.name}: vector has a zero row")
+        object.__setattr__(self, "vector", v / norms[:, None])
+        if not (math.isfinite(self.sigma) and self.sigma > 0):
+            raise ValueError(f"direction {self.name}: sigma must be a positive number, got {self.sigma!r}")
+        if self.method in GAUSSIAN_METHODS and self.gaussians is None:
+            raise ValueError(f"direction {self.name}: method {self.method!r} needs its class Gaussians")
+        if self.space.kind == "z" and v.shape[0] != 1:
+            raise ValueError(f"direction {self.name}: a z direction must be [1, z_dim], got {v.shape}")
+
+    @property
+    def name(self) -> str:
+        return f"{self.attribute}/{self.method}/{self.space}"
+
+    @property
+    def dim(self) -> int:
+        return int(self.vector.shape[1])
+
+    def rows(self, num_ws: int) -> np.ndarray:
+        """The unit direction per W+ layer [num_ws, D], zero on the layers this entry does not edit."""
+        if self.space.kind == "z":
+            raise ValueError(f"direction {self.name} is a z direction; it has no per-layer rows")
+        layers = self.space.layers(num_ws)
+        if self.vector.shape[0] not in (1, num_ws):
+            raise ValueError(f"direction {self.name} has {self.vector.shape[0]} rows; this generator has "
+                             f"num_ws={num_ws}")
+        out = np.zeros((num_ws, self.dim))
+        out[layers.start:layers.stop] = np.broadcast_to(self.vector, (num_ws, self.dim))[layers.start:layers.stop]
+        return out
+
+
+@dataclass(frozen=True)
+class Bank:
+    """All directions for one generator, with the provenance of the whole bank."""
+
+    generator: GeneratorInfo
+    entries: tuple[BankEntry, ...]
+    command: str = ""  # the command line that built it
+    created: str = ""  # ISO date-time (UTC)
+
+    def __post_init__(self):
+        object.__setattr__(self, "entries", tuple(self.entries))
+        seen = set()
+        for e in self.entries:
+            if e.name in seen:
+                raise ValueError(f"the bank holds {e.name} twice")
+            seen.add(e.name)
+            self._check_entry_shape(e)
+
+    def _check_entry_shape(self, e: BankEntry) -> None:
+        g = self.generator
+        want = g.z_dim if e.space.kind == "z" else g.w_dim
+        if e.dim != want:
+            raise ValueError(f"direction {e.name} has D={e.dim} but the generator's "
+                             f"{'z_dim' if e.space.kind == 'z' else 'w_dim'} is {want}")
+        if e.space.kind != "z":
+            e.rows(g.num_ws)  # checks the layer range and row count
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(e.attribute for e in self.entries))
+
+    def find(self, attribute: str, method: str | None = None, space: str | Space | None = None) -> BankEntry:
+        """The entry for `attribute` (and method / space when given); ValueError listing what exists otherwise."""
+        sp = None if space is None else str(Space.parse(str(space)))
+        for e in self.entries:
+            if e.attribute == attribute and method in (None, e.method) and sp in (None, str(e.space)):
+                return e
+        have = ", ".join(e.name for e in self.entries if e.attribute == attribute) or \
+            f"no such attribute (attributes: {', '.join(self.attributes) or 'none'})"
+        raise ValueError(f"no direction {attribute}/{method or '*'}/{sp or '*'} in this bank; it has: {have}")
+
+    def validate(self, info: GeneratorInfo, check_identity: bool = True) -> None:
+        """Raise ValueError unless this bank fits a generator with `info` (w_dim, z_dim, num_ws, identity)."""
+        g = self.generator
+        problems = [f"{k}: bank {getattr(g, k)} vs generator {getattr(info, k)}"
+                    for k in ("z_dim", "w_dim", "num_ws") if getattr(g, k) != getattr(info, k)]
+        if check_identity and g.model_id != info.model_id:
+            problems.append(f"model_id: bank {g.model_id!r} vs generator {info.model_id!r}")
+        if problems:
+            raise ValueError("this direction bank was built for another generator (" + "; ".join(problems) +
+                             "). Directions only transfer between identical weights: rebuild it with "
+                             "`python -m editor build-bank --model ...` for this generator.")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# File format
+
+
+def _json_number(x):
+    return None if x is None else float(x)
+
+
+def save_bank(bank: Bank, path: str | Path) -> Path:
+    """Write `bank` to `path` (.safetensors): tensors float32, metadata as JSON in the header."""
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"a bank file must end in .safetensors, got {path.name!r}")
+    tensors: dict[str, np.ndarray] = {}
+    entries = []
+    for i, e in enumerate(bank.entries):
+        names = {"vector": f"{i}.vector"}
+        tensors[names["vector"]] = e.vector.astype(np.float32)
+        record = {
+            "attribute": e.attribute, "method": e.method, "space": str(e.space), "sigma": float(e.sigma),
+            "intercept": float(e.intercept), "labeller": e.labeller, "n_samples": int(e.n_samples),
+            "val_accuracy": _json_number(e.val_accuracy), "train_accuracy": _json_number(e.train_accuracy),
+            "extra": e.extra,
+        }
+        if e.gaussians is not None:
+            floors = {}
+            for side in ("negative", "positive"):
+                g: ClassGaussian = getattr(e.gaussians, side)
+                for part in ("mean", "basis", "variances"):
+                    names[f"{side}.{part}"] = f"{i}.{side}.{part}"
+                    tensors[names[f"{side}.{part}"]] = np.asarray(getattr(g, part), np.float32)
+                floors[side] = float(g.floor)
+            record["floors"] = floors
+        record["tensors"] = names
+        entries.append(record)
+    meta = {"format": FORMAT_VERSION, "generator": bank.generator.__dict__, "command": bank.command,
+            "created": bank.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "entries": entries}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={"bank": json.dumps(meta, allow_nan=False)})
+    return path
+
+
+def load_bank(path: str | Path, generator: GeneratorInfo | None = None, check_identity: bool = True) -> Bank:
+    """Read a bank file; with `generator` given, refuse (ValueError) a bank built for a different generator."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no direction bank at {path}")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise ValueError(f"{path} is not a readable safetensors bank file: {exc}") from None
+    if "bank" not in header:
+        raise ValueError(f"{path} is a safetensors file but not a direction bank (no 'bank' metadata)")
+    meta = json.loads(header["bank"])
+    if meta.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{path}: bank format {meta.get('format')!r} is not supported (this version reads "
+                         f"{FORMAT_VERSION})")
+
+    def tensor(name):
+        if name not in tensors:
+            raise ValueError(f"{path}: missing tensor {name!r}")
+        return tensors[name].astype(np.float64)
+
+    entries = []
+    for rec in meta["entries"]:
+        names = rec["tensors"]
+        gaussians = None
+        if "floors" in rec:
+            sides = {side: ClassGaussian(mean=tensor(names[f"{side}.mean"]), basis=tensor(names[f"{side}.basis"]),
+                                         variances=tensor(names[f"{side}.variances"]), floor=rec["floors"][side])
+                     for side in ("negative", "positive")}
+            gaussians = ClassGaussians(**sides)
+        entries.append(BankEntry(
+            attribute=rec["attribute"], method=rec["method"], space=Space.parse(rec["space"]),
+            vector=tensor(names["vector"]), sigma=rec["sigma"], intercept=rec["intercept"],
+            labeller=rec.get("labeller", ""), n_samples=rec.get("n_samples", 0),
+            val_accuracy=rec.get("val_accuracy"), train_accuracy=rec.get("train_accuracy"),
+            gaussians=gaussians, extra=rec.get("extra", {})))
+    bank = Bank(generator=GeneratorInfo(**meta["generator"]), entries=tuple(entries), command=meta.get("command", ""),
+                created=meta.get("created", ""))
+    if generator is not None:
+        bank.validate(generator, check_identity=check_identity)
+    return bank
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Applying edits
+
+
+def _family(space: Space) -> str:
+    return "z" if space.kind == "z" else "w"
+
+
+def _check_locks(edit: BankEntry, locked: Sequence[BankEntry]) -> None:
+    for lk in locked:
+        if _family(lk.space) != _family(edit.space):
+            raise ValueError(f"cannot lock {lk.name} while editing {edit.name}: a z direction can only be locked "
+                             f"against z directions, a w / w+ direction against w / w+ directions")
+        if lk.dim != edit.dim:
+            raise ValueError(f"locked {lk.name} has D={lk.dim} but {edit.name} has D={edit.dim}")
+
+
+def conditioned_rows(entry: BankEntry, locked: Sequence[BankEntry], num_ws: int) -> np.ndarray:
+    """The per-layer unit edit direction [num_ws, D] of a W/W+ entry with every locked direction removed layer by
+    layer (on each layer, only the locked entries that act on that layer count). Zero rows where it does not act."""
+    _check_locks(entry, locked)
+    rows = entry.rows(num_ws)
+    lock_rows = [lk.rows(num_ws) for lk in locked if lk is not entry]
+    out = np.zeros_like(rows)
+    for layer in range(num_ws):
+        if not rows[layer].any():
+            continue
+        here = [r[layer] for r in lock_rows if r[layer].any()]
+        out[layer] = condition(rows[layer], np.array(here)) if here else rows[layer]
+    return out
+
+
+def conditioned_vector(entry: BankEntry, locked: Sequence[BankEntry]) -> np.ndarray:
+    """The unit edit direction [D] of a z entry (or the first row of a w entry) with the locked directions removed."""
+    _check_locks(entry, locked)
+    others = [lk.vector[0] for lk in locked if lk is not entry]
+    return condition(entry.vector[0], np.array(others)) if others else entry.vector[0].copy()
+
+
+def _lock_basis(entry: BankEntry, locked: Sequence[BankEntry]) -> np.ndarray | None:
+    _check_locks(entry, locked)
+    others = [lk.vector.mean(axis=0) for lk in locked if lk is not entry]
+    return orthonormal_basis(np.array(others)) if others else None
+
+
+def apply_edit(ws, edits: Sequence[tuple[BankEntry, float]], locked: Sequence[BankEntry] = (), z=None,
+               mapping: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """Edit base latents with any number of (direction, alpha) pairs, keeping the locked directions fixed.
+
+    Args:
+        ws: [N, num_ws, w_dim] base W+ codes (a W code repeated on every layer).
+        edits: (entry, alpha) pairs; alpha in standard deviations (entry.sigma units).
+        locked: entries whose attribute must not change: every edit has their components removed (conditional
+            editing); a Gaussian walk has them removed from every step. Locks must share the edit's family
+            (z with z; w / w+ with w / w+).
+        z: [N, z_dim] the base z, required when an edit is in z space.
+        mapping: callable z [N, z_dim] -> ws [N, num_ws, w_dim] (the generator's mapping with the truncation the base
+            was sampled with), required when an edit is in z space. For example
+            ``lambda z: G.mapping(torch.from_numpy(z).float(), None, truncation_psi=psi).numpy()``.
+    Returns:
+        [N, num_ws, w_dim] edited codes (float64). Order: z edits (through the mapping), then linear w / w+ edits,
+        then the latent-dependent Gaussian walks in the order given.
+    """
+    ws = np.asarray(ws, dtype=np.float64)
+    if ws.ndim != 3:
+        raise ValueError(f"ws must be [N, num_ws, w_dim], got shape {ws.shape}")
+    n, num_ws, w_dim = ws.shape
+    out = ws.copy()
+    edits = [(e, float(a)) for e, a in edits]
+    for e, a in edits:
+        if not math.isfinite(a):
+            raise ValueError(f"alpha for {e.name} must be finite, got {a}")
+
+    z_edits = [(e, a) for e, a in edits if e.space.kind == "z" and a != 0]
+    if z_edits:
+        if z is None or mapping is None:
+            raise ValueError("z-space edits need the base z and the mapping (see apply_edit's docstring)")
+        z = np.asarray(z, dtype=np.float64)
+        if z.shape != (n, z_edits[0][0].dim):
+            raise ValueError(f"z must be [{n}, {z_edits[0][0].dim}] to match ws and the direction, got {z.shape}")
+        z_new = z.copy()
+        for e, a in z_edits:
+            if e.method in GAUSSIAN_METHODS:
+                z_new = _gaussian_edit(e, z_new, a, locked)
+            else:
+                z_new = z_new + a * e.sigma * conditioned_vector(e, locked)
+        out = out + np.asarray(mapping(z_new), np.float64) - np.asarray(mapping(z), np.float64)
+
+    for e, a in edits:
+        if e.space.kind == "z" or a == 0:
+            continue
+        if e.dim != w_dim:
+            raise ValueError(f"direction {e.name} has D={e.dim} but ws has w_dim={w_dim}")
+        if e.method in GAUSSIAN_METHODS:
+            layers = e.space.layers(num_ws)
+            block = out[:, layers.start:layers.stop].reshape(-1, w_dim)
+            out[:, layers.start:layers.stop] = _gaussian_edit(e, block, a, locked).reshape(n, len(layers), w_dim)
+        else:
+            out = out + a * e.sigma * conditioned_rows(e, locked, num_ws)[None]
+    return out
+
+
+def _gaussian_edit(e: BankEntry, x: np.ndarray, alpha: float, locked: Sequence[BankEntry]) -> np.ndarray:
+    basis = _lock_basis(e, locked)
+    distance = alpha * e.sigma
+    if e.method == "shrink":
+        return shrink_toward_mean(x, e.gaussians, distance, locked_basis=basis)
+    return gaussian_walk(x, e.gaussians, distance, n_steps=int(e.extra.get("n_steps", 8)),
+                         objective=e.extra.get("objective", "density"), locked_basis=basis)
+
+
+def position(entry: BankEntry, x) -> np.ndarray:
+    """Where latents sit along a linear entry, in slider units: (x·n + intercept) / sigma, for x [N, D] -> [N]."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != entry.dim:
+        raise ValueError(f"x must be [N, {entry.dim}], got shape {x.shape}")
+    return (x @ entry.vector.mean(axis=0) + entry.intercept) / entry.sigma
+
+
+def to_engine_bank(bank: Bank, description: str = ""):
+    """The editor backend's `editor.engine.EditBank` view of this bank: its linear W / W+ directions.
+
+    (The engine edits W / W+ codes by adding alpha*sigma*n; z directions and the latent-dependent Gaussian walks are
+    left out.)
+    """
+    from editor.engine import Direction, EditBank
+
+    dirs = []
+    for e in bank.entries:
+        if e.space.kind == "z" or e.method in GAUSSIAN_METHODS:
+            continue
+        layers = (e.space.start, e.space.stop) if e.space.kind == "w+" else None
+        vector = e.vector[0] if e.vector.shape[0] == 1 else e.vector
+        dirs.append(Direction(attribute=e.attribute, vector=vector, sigma=float(e.sigma), method=e.method,
+                              space=e.space.kind, layers=layers))
+    return EditBank(directions=tuple(dirs), bank_id=bank.generator.model_id, description=description)

@@ -1,0 +1,130 @@
+"""Direction bank file format, validation against a generator, and apply_edit."""
+
+import numpy as np
+import pytest
+
+from editor import directions as D
+from editor.bank import Bank, BankEntry, GeneratorInfo, apply_edit, conditioned_rows, load_bank, position, save_bank
+
+INFO = GeneratorInfo(model_id="test-gen-1", z_dim=6, w_dim=5, num_ws=4)
+
+
+def _bank(rng):
+    x = rng.normal(size=(400, 5))
+    y = x[:, 0] + 0.3 * x[:, 1] > 0
+    lr = D.logistic_regression(x, y)
+    g = D.fit_class_gaussians(x, y, rank=3)
+    entries = (
+        BankEntry("smile", "logreg", D.Space("w"), lr.vector, sigma=lr.sigma, intercept=lr.intercept,
+                  labeller="synthetic", n_samples=400, train_accuracy=lr.train_accuracy, extra={"l2": 1.0}),
+        BankEntry("age", "svm", D.Space.parse("w+:1-2"), D.unit(rng.normal(size=5)), sigma=0.7, val_accuracy=0.9),
+        BankEntry("pose", "pca", D.Space("w+", 0, 4), rng.normal(size=(4, 5)), sigma=2.0),
+        BankEntry("smile", "mahalanobis", D.Space("w"), lr.vector, sigma=1.1, gaussians=g, extra={"n_steps": 4}),
+        BankEntry("smile", "meandiff", D.Space("z"), D.unit(rng.normal(size=6)), sigma=1.0),
+    )
+    return Bank(generator=INFO, entries=entries, command="python -m editor build-bank --model test")
+
+
+def test_round_trip(tmp_path):
+    bank = _bank(np.random.default_rng(0))
+    path = save_bank(bank, tmp_path / "directions" / "test.safetensors")
+    back = load_bank(path, generator=INFO)
+    assert back.generator == INFO and back.command == bank.command and back.created
+    assert [e.name for e in back.entries] == [e.name for e in bank.entries]
+    for a, b in zip(bank.entries, back.entries):
+        assert np.allclose(a.vector, b.vector, atol=1e-6)
+        assert a.sigma == b.sigma and a.intercept == b.intercept and a.val_accuracy == b.val_accuracy
+        assert a.extra == b.extra and a.space == b.space
+    g0, g1 = bank.find("smile", "mahalanobis").gaussians, back.find("smile", "mahalanobis").gaussians
+    assert np.allclose(g0.positive.basis, g1.positive.basis, atol=1e-6) and g0.negative.floor == g1.negative.floor
+
+
+def test_load_refuses_another_generator(tmp_path):
+    path = save_bank(_bank(np.random.default_rng(0)), tmp_path / "b.safetensors")
+    with pytest.raises(ValueError, match="w_dim: bank 5 vs generator 8"):
+        load_bank(path, generator=GeneratorInfo("test-gen-1", 6, 8, 4))
+    with pytest.raises(ValueError, match="model_id"):
+        load_bank(path, generator=GeneratorInfo("other", 6, 5, 4))
+    load_bank(path, generator=GeneratorInfo("other", 6, 5, 4), check_identity=False)
+    with pytest.raises(FileNotFoundError):
+        load_bank(tmp_path / "missing.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a bank")
+    with pytest.raises(ValueError, match="not a readable"):
+        load_bank(tmp_path / "junk.safetensors")
+
+
+def test_bank_rejects_bad_entries():
+    with pytest.raises(ValueError, match="unknown method"):
+        BankEntry("a", "magic", D.Space("w"), np.ones(5))
+    with pytest.raises(ValueError, match="needs its class Gaussians"):
+        BankEntry("a", "shrink", D.Space("w"), np.ones(5))
+    with pytest.raises(ValueError, match="w_dim"):
+        Bank(INFO, (BankEntry("a", "svm", D.Space("w"), np.ones(7)),))
+    with pytest.raises(ValueError, match="num_ws=4"):
+        Bank(INFO, (BankEntry("a", "svm", D.Space.parse("w+:2-5"), np.ones(5)),))
+    with pytest.raises(ValueError, match="twice"):
+        e = BankEntry("a", "svm", D.Space("w"), np.ones(5))
+        Bank(INFO, (e, e))
+    with pytest.raises(ValueError, match="it has: a/svm/w"):
+        Bank(INFO, (BankEntry("a", "svm", D.Space("w"), np.ones(5)),)).find("a", "logreg")
+
+
+def test_apply_edit_linear_units_layers_and_locks():
+    rng = np.random.default_rng(1)
+    bank = _bank(rng)
+    ws = np.repeat(rng.normal(size=(3, 1, 5)), 4, axis=1)
+    smile, age = bank.find("smile", "logreg"), bank.find("age")
+    out = apply_edit(ws, [(smile, 2.0)])
+    # alpha is in sigma units along the unit vector, on every layer.
+    assert np.allclose((out - ws) @ smile.vector[0], 2.0 * smile.sigma)
+    assert np.allclose(position(smile, out[:, 0]) - position(smile, ws[:, 0]), 2.0)
+    # A w+ range moves only its layers.
+    out = apply_edit(ws, [(age, 1.5)])
+    assert np.allclose(out[:, [0, 3]], ws[:, [0, 3]]) and not np.allclose(out[:, 1:3], ws[:, 1:3])
+    # Locking: the edit leaves the locked direction's projection unchanged on every layer where it acts.
+    out = apply_edit(ws, [(smile, 3.0)], locked=[age])
+    delta = out - ws
+    assert np.max(np.abs(delta[:, 1:3] @ age.vector[0])) < 1e-12
+    assert np.abs(delta[:, 0] @ age.vector[0]).max() > 1e-3  # age does not act on layer 0: no lock there
+    rows = conditioned_rows(smile, [age, bank.find("pose")], 4)
+    for layer in range(4):
+        assert abs(rows[layer] @ bank.find("pose").vector[layer]) < 1e-12
+    # alpha 0 is the identity; non-finite alpha is refused.
+    assert np.array_equal(apply_edit(ws, [(smile, 0.0)]), ws)
+    with pytest.raises(ValueError, match="finite"):
+        apply_edit(ws, [(smile, float("nan"))])
+    with pytest.raises(ValueError, match="num_ws, w_dim"):
+        apply_edit(ws[0], [(smile, 1.0)])
+
+
+def test_apply_edit_z_space_goes_through_the_mapping():
+    rng = np.random.default_rng(2)
+    bank = _bank(rng)
+    proj = rng.normal(size=(6, 5))
+
+    def mapping(z):  # a stand-in mapping network: z [N, 6] -> ws [N, 4, 5]
+        return np.repeat(np.tanh(z @ proj)[:, None], 4, axis=1)
+
+    z = rng.normal(size=(2, 6))
+    ws = mapping(z)
+    e = bank.find("smile", "meandiff", "z")
+    out = apply_edit(ws, [(e, 1.0)], z=z, mapping=mapping)
+    assert np.allclose(out, mapping(z + e.sigma * e.vector[0]))
+    with pytest.raises(ValueError, match="need the base z"):
+        apply_edit(ws, [(e, 1.0)])
+    with pytest.raises(ValueError, match="only be locked"):
+        apply_edit(ws, [(e, 1.0)], locked=[bank.find("age")], z=z, mapping=mapping)
+
+
+def test_apply_edit_gaussian_walk_depends_on_latent():
+    rng = np.random.default_rng(3)
+    bank = _bank(rng)
+    e = bank.find("smile", "mahalanobis")
+    ws = np.repeat(rng.normal(size=(2, 1, 5)) * 3, 4, axis=1)
+    out = apply_edit(ws, [(e, 1.0)])
+    step = out[:, 0] - ws[:, 0]
+    # The walk's path is sigma long (alpha = 1); it curves, so the displacement is a little shorter.
+    assert np.all(np.linalg.norm(step, axis=1) <= e.sigma + 1e-9)
+    assert np.all(np.linalg.norm(step, axis=1) > 0.9 * e.sigma)
+    assert abs(step[0] @ step[1]) / np.prod(np.linalg.norm(step, axis=1)) < 0.9999
+    assert np.all(e.gaussians.positive.log_density(out[:, 0]) > e.gaussians.positive.log_density(ws[:, 0]))
