@@ -478,9 +478,17 @@ class Engine:
             if not 0 <= lo < hi <= self.num_ws:
                 raise ValueError(f"layer range [{lo}, {hi}) must satisfy 0 <= lo < hi <= {self.num_ws}")
 
-    def _layer_mask(self, state: EditState) -> np.ndarray:
+    def _layer_mask(self, state: EditState, d: Direction) -> np.ndarray:
+        """[num_ws, 1] 0/1: the state's layer range intersected with the direction's own layers (if it has any)."""
         mask = np.zeros((self.num_ws, 1))
         lo, hi = state.layers if (state.space == "w+" and state.layers is not None) else (0, self.num_ws)
+        if d.layers is not None:
+            lo, hi = max(lo, d.layers[0]), min(hi, d.layers[1])
+        if lo >= hi:
+            raise ValueError(
+                f"direction {d.attribute!r} ({d.method}) acts on layers {d.layers}, outside the chosen layer range "
+                f"{state.layers} (ranges are [lo, hi))"
+            )
         mask[lo:hi] = 1.0
         return mask
 
@@ -491,14 +499,18 @@ class Engine:
         cached = self._deltas.get(key)
         if cached is not None:
             return cached
-        mask = self._layer_mask(state)
         d = self.bank.find(attribute, state.method, state.space)
+        mask = self._layer_mask(state, d)
         unit = (d.unit(self.num_ws, self.w_dim) * mask).reshape(1, -1)  # [1, num_ws * w_dim]
-        others = [n for n in state.locked if n != attribute]
-        locked = np.stack(
-            [(self.bank.find(n, state.method, state.space).unit(self.num_ws, self.w_dim) * mask).reshape(-1)
-             for n in others]
-        ) if others else np.zeros((0, unit.shape[1]))
+        # Locked directions count on the layers where both they and the edit act.
+        others = [self.bank.find(n, state.method, state.space) for n in state.locked if n != attribute]
+        rows = []
+        for o in others:
+            try:
+                rows.append((o.unit(self.num_ws, self.w_dim) * mask * self._layer_mask(state, o)).reshape(-1))
+            except ValueError:  # the locked direction does not act on these layers: nothing to remove
+                continue
+        locked = np.stack(rows) if rows else np.zeros((0, unit.shape[1]))
         # Renormalise within the masked layers so that one unit keeps the length of the direction on those layers.
         length = np.linalg.norm(unit)
         if length == 0:

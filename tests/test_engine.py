@@ -108,6 +108,23 @@ def test_wplus_layer_range_only_touches_those_layers(engine):
     assert d.space == "w+" and d.vector.shape == (engine.num_ws, engine.w_dim)
 
 
+def test_direction_own_layers_are_respected():
+    G = tiny_generator()
+    rng = np.random.default_rng(3)
+    bank = EditBank((Direction("pose", rng.standard_normal(G.w_dim), space="w+", layers=(0, 2)),
+                     Direction("hair", rng.standard_normal(G.w_dim), space="w+", layers=(4, 6))))
+    engine = Engine(G, bank)
+    lat = engine.sample(0)
+    moved = np.abs(engine.edited_ws(EditState.create(lat, {"pose": 1.0})).numpy() - lat.ws).sum(axis=1)
+    assert (moved[:2] > 0).all() and (moved[2:] == 0).all()
+    with pytest.raises(ValueError, match="outside the chosen layer range"):
+        engine.edited_ws(EditState.create(lat, {"pose": 1.0}, space="w+", layers=(4, 8)))
+    # locking a direction that acts on other layers removes nothing
+    free = engine.direction_delta(EditState.create(lat), "pose")
+    locked = engine.direction_delta(EditState.create(lat, locked=["hair"]), "pose")
+    assert torch.equal(free, locked)
+
+
 def test_layer_presets():
     assert layer_preset("coarse", 18) == (0, 4)
     assert layer_preset("middle", 18) == (4, 8)
