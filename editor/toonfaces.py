@@ -101,7 +101,7 @@ ATTRIBUTES: tuple[AttributeSpec, ...] = (
     AttributeSpec("glasses_color", "categorical", GLASSES_COLORS, 0, 5, "frame colour ('none' without glasses)"),
     AttributeSpec("background", "categorical", BACKGROUNDS, 0, len(BACKGROUNDS) - 1, "backdrop colour (nuisance)"),
     # continuous
-    AttributeSpec("smile", "continuous", (), -0.6, 1.0, "mouth curvature: corners up > 0, down < 0"),
+    AttributeSpec("smile", "continuous", (), -0.4, 1.0, "mouth curvature: corners up > 0, down < 0"),
     AttributeSpec("mouth_openness", "continuous", (), 0.0, 1.0, "0 closed, up to 1 wide open"),
     AttributeSpec("age", "continuous", (), 0.0, 1.0, "0 young adult .. 1 elderly: wrinkles, grey hair more likely"),
     AttributeSpec("hair_length", "continuous", (), 0.0, 1.0, "0 bald, 0.15-0.35 short, 0.4-0.6 medium, 0.65-1 long"),
@@ -145,7 +145,7 @@ class ToonParams:
     seed: int  # the seed it was drawn from (-1 when built by hand)
     # expression
     smiling: int  # 0/1 label
-    smile: float  # curvature in [-0.6, 1]
+    smile: float  # curvature in [-0.4, 1]
     mouth_open: int  # 0/1 label
     mouth_openness: float  # 0 or in [0.35, 1]
     # age and hair
@@ -203,7 +203,7 @@ def sample_params(seed: int) -> ToonParams:
     u = rng.random  # one uniform draw per call, in a fixed order (keep the order: it defines the world)
 
     smiling = int(u() < 0.5)
-    smile = 0.35 + 0.65 * u() if smiling else -0.6 + 0.75 * u()
+    smile = 0.35 + 0.65 * u() if smiling else -0.4 + 0.55 * u()
     mouth_open = int(u() < (0.55 if smiling else 0.15))
     mouth_openness = 0.35 + 0.65 * u() if mouth_open else 0.0
     u()  # reserved
@@ -251,8 +251,8 @@ def sample_params(seed: int) -> ToonParams:
     jitter = tuple(float(x) for x in rng.uniform(-0.04, 0.04, 3))
     shirt = _hsv_to_rgb(u(), 0.25 + 0.45 * u(), 0.35 + 0.5 * u())
 
-    photo_scale = 0.45 + 0.5 * u()
-    margin = 0.3 * photo_scale
+    photo_scale = 0.3 + 0.4 * u()
+    margin = 0.4 * photo_scale
     photo_x = margin + (1 - 2 * margin) * u()
     photo_y = margin + (1 - 2 * margin) * u()
     photo_angle = float(np.clip(rng.normal(0.0, 12.0), -30.0, 30.0))
@@ -479,7 +479,7 @@ def _geometry(p: ToonParams) -> _Geometry:
     ry = 0.345
     yaw = math.radians(30.0) * p.yaw
     eye_half_sep = 0.115 + 0.012 * p.eye_spacing
-    eye_y = 0.465
+    eye_y = 0.455
     eye_w = 0.052 + 0.009 * p.eye_size
     # features sit on a cylinder of radius ~rx around the head's vertical axis
     def turn(x_off: float, depth: float = 0.0) -> float:
@@ -491,7 +491,7 @@ def _geometry(p: ToonParams) -> _Geometry:
     nose_s = 1.0 + 0.25 * p.nose_size
     nose = (hx + (rx + 0.06 * nose_s) * math.sin(yaw), 0.615)
     mouth_w = 0.07 + 0.01 * p.mouth_width + 0.012 * max(p.smile, 0.0)
-    mouth = (hx + rx * 1.02 * math.sin(yaw), 0.735)
+    mouth = (hx + rx * 1.02 * math.sin(yaw), 0.742)
     return _Geometry(hx=hx, hy=hy, rx=rx, ry=ry, jaw=0.22 + 0.18 * p.jaw, yaw=yaw, eye_l=eye_l, eye_r=eye_r,
                      eye_w=eye_w, eye_h=eye_w * 0.78, nose=nose, nose_s=nose_s, mouth=mouth, mouth_w=mouth_w,
                      smile=p.smile, open=p.mouth_openness)
@@ -604,7 +604,8 @@ class _Painter:
         g = self.g
         box = (g.hx - g.rx - 0.05, g.hy - g.ry - 0.02, g.hx + g.rx + 0.05, g.hy + g.ry + 0.02)
         self.c.paint(self.head, box, self._face_sdf(),
-                     self._shade(self.skin, g.hx + 0.05 * math.sin(g.yaw), g.hy - 0.05, g.rx * 1.15, g.ry * 1.2))
+                     self._shade(self.skin, g.hx + 0.05 * math.sin(g.yaw), g.hy - 0.08, g.rx * 1.3, g.ry * 1.6,
+                                 shadow=0.8, softness=0.6))
         # cheeks
         blush = np.array([0.95, 0.45, 0.45], np.float32)
         for ex in (g.eye_l[0], g.eye_r[0]):
@@ -693,11 +694,13 @@ class _Painter:
             crown = _sd_ellipse(u, v, cx, cy, rx, ry)
             if L < 0.4:
                 return np.maximum(crown, v - bottom)
-            flare = 1.0 + 0.12 * np.clip((v - g.hy) / g.ry, 0.0, 2.0)
-            body = np.abs(u - cx) - half * flare
-            body = np.maximum(np.maximum(body, v - bottom), cy - v)
-            # round the bottom ends a little
-            return np.minimum(crown, body)
+            depth = np.clip((v - cy) / (bottom - cy), 0.0, 1.0)
+            flare = half * (1.0 + 0.10 * depth) + 0.006 * np.sin(v * 60.0 + p.hair_part * 3.0)
+            # a rounded box hanging from the crown, with a wavy, rounded lower edge
+            body = _sd_box(np.abs(u - cx) * (half / flare) + cx, v, cx, 0.5 * (cy + bottom), half,
+                           0.5 * (bottom - cy), 0.06)
+            edge = v - (bottom - 0.02 * np.abs(np.sin((u - cx) * 25.0)))
+            return np.minimum(crown, np.maximum(body, edge))
 
         self.c.paint(self.head, box, sdf, col)
 
@@ -718,12 +721,20 @@ class _Painter:
         self.c.paint(self.head, box, sdf, self._hair_color(cx, cy, rx, ry))
         if p.hair_length >= 0.65:  # long: locks in front of the shoulders
             bottom = g.hy + g.ry * (1.0 + 2.0 * (p.hair_length - 0.65))
+            col = self._hair_color(g.hx, g.hy - 0.1, g.rx * 1.6, g.ry * 2.0)
             for side in (-1.0, 1.0):
-                x = g.hx + side * (g.rx + 0.015) - 0.03 * math.sin(g.yaw)
-                self.c.paint(self.head, (x - 0.08, g.hy - 0.1, x + 0.08, bottom + 0.05),
-                             lambda u, v, x=x: _sd_box(u, v, x + side * 0.01 * (v - g.hy) * 3, (g.hy + bottom) / 2,
-                                                       0.045, (bottom - g.hy) / 2, 0.04),
-                             self._hair_color(g.hx, g.hy, g.rx * 1.4, g.ry * 1.4))
+                ax = g.hx + side * (g.rx - 0.005) - 0.03 * math.sin(g.yaw)
+                ay = g.hy - 0.05
+                bx, by = ax + side * 0.06, bottom - 0.03
+
+                def lock(u, v, ax=ax, ay=ay, bx=bx, by=by):
+                    t = np.clip((v - ay) / (by - ay), 0.0, 1.0)
+                    wave = 0.008 * np.sin(t * 9.0 + p.hair_part)
+                    width = (0.03 + 0.012 * t * (1 - t) * 4) * (1.0 - 0.6 * np.clip((t - 0.8) / 0.2, 0, 1) ** 2)
+                    across = np.abs(u - (ax + (bx - ax) * t + wave)) - width
+                    return np.maximum(np.maximum(across, ay - v), v - by)
+
+                self.c.paint(self.head, (min(ax, bx) - 0.1, ay - 0.02, max(ax, bx) + 0.1, by + 0.03), lock, col)
 
     def _eyes(self):
         g, p = self.g, self.p
@@ -799,7 +810,7 @@ class _Painter:
         if p.lipstick:
             lip = _LIPSTICK[p.lipstick_shade]
         else:
-            lip = self.skin * np.array([0.93, 0.72, 0.70], np.float32)
+            lip = self.skin * np.array([0.92, 0.76, 0.74], np.float32)
         box = (lx - 0.03, my - lift - 0.05, rx_ + 0.03, my + 0.09)
         openness = g.open
         op = 0.055 * openness
@@ -813,7 +824,7 @@ class _Painter:
             return my + tilt_ * t * hw - lift * (t * t) + op * (1 - t * t) ** 0.8
 
         # lips (drawn under the mouth line)
-        lip_t = 0.016 if p.lipstick else 0.011
+        lip_t = 0.017 if p.lipstick else 0.010
 
         def lips(u, v):
             t = (u - mx) / hw
@@ -822,7 +833,7 @@ class _Painter:
             lo = (lower(u) + lip_t * 1.15 * (1 - 0.6 * t * t)) - v
             return np.maximum(np.maximum(-up, -lo), inside_x * hw)
 
-        self.c.paint(self.head, box, lips, lip, alpha=1.0 if p.lipstick else 0.75)
+        self.c.paint(self.head, box, lips, lip, alpha=1.0 if p.lipstick else 0.55)
         if openness > 0:
             def hole(u, v):
                 t = (u - mx) / hw
@@ -852,10 +863,9 @@ class _Painter:
 
         def sdf(u, v):
             rel = (u - g.hx) / g.rx
-            top = top_c - 0.12 * np.clip(np.abs(rel) - 0.35, 0, 1) ** 1.2
-            region = np.maximum(face(u, v) - 0.006, (top - v) * 0.7)
-            below = _sd_ellipse(u, v, mx, chin - 0.02, g.rx * 0.55, 0.03 + extra)
-            region = np.minimum(region, np.maximum(below, g.hy + 0.1 - v))
+            top = top_c - 0.16 * np.clip(np.abs(rel) - 0.3, 0, 1) ** 1.1
+            grow = 0.004 + extra * np.clip((v - g.hy) / g.ry, 0.0, 1.0) ** 2
+            region = np.maximum(face(u, v) - grow, (top - v) * 0.7)
             mouth_hole = _sd_ellipse(u, v, mx, my + 0.008, (rx_ - lx) * 0.5 + 0.012, 0.022 + 0.055 * g.open * 0.7)
             return np.maximum(region, -mouth_hole)
 
@@ -875,11 +885,11 @@ class _Painter:
         (lx, ly), (rx_, ry_) = _mouth_corners(g)
         # nasolabial folds
         for side, (cx, cy) in ((-1.0, (lx, ly)), (1.0, (rx_, ry_))):
-            ax, ay = nx + side * 0.035, ny - 0.005
-            bx, by = cx + side * 0.012, cy + 0.01
+            ax, ay = nx + side * 0.04, ny - 0.0
+            bx, by = cx + side * 0.014, cy - 0.005
             self.c.paint(self.head, (min(ax, bx) - 0.03, ay - 0.03, max(ax, bx) + 0.03, by + 0.03),
                          lambda u, v, ax=ax, ay=ay, bx=bx, by=by: _sd_segment(u, v, ax, ay, bx, by, 0.0045), col,
-                         alpha=min(1.0, strength * 1.1), edge=soft)
+                         alpha=min(1.0, strength * 0.8), edge=soft)
         if a < 0.5:
             return
         # forehead lines
@@ -929,7 +939,7 @@ class _Painter:
             self.c.paint(self.head, box, lambda u, v, shape=shape: np.abs(shape(u, v)) - thick * 0.5, frame)
             # temple toward the ear
             ax = cx + side * rx
-            bx = g.hx + side * g.rx * 1.0 - 0.05 * s
+            bx = g.hx + side * g.rx * 0.97 - 0.05 * s
             if side * (bx - ax) > 0.005:
                 self.c.paint(self.head, (min(ax, bx) - 0.02, cy - 0.05, max(ax, bx) + 0.02, cy + 0.02),
                              lambda u, v, ax=ax, bx=bx, cy=cy, ry=ry:
