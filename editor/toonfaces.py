@@ -120,7 +120,7 @@ _SPEC_BY_NAME = {s.name: s for s in ATTRIBUTES}
 CORRELATIONS: dict[str, str] = {
     "age -> grey_hair": "P(grey | age) = 0.02 + 0.9 * sigmoid((age - 0.62) / 0.07)",
     "age -> eyeglasses": "P(glasses | age) = 0.15 + 0.35 * age",
-    "beard -> short hair": "P(bald, short, medium, long | beard) = .35, .50, .12, .03; without beard .15, .22, .25, .38",
+    "beard -> short hair": "P(bald, short, medium, long | beard) = .35, .50, .12, .03; without beard .17, .20, .25, .38",
     "beard -> no lipstick": "P(lipstick | beard) = 0.02",
     "long hair -> lipstick": "P(lipstick | no beard, long) = 0.75; P(lipstick | no beard, not long) = 0.30",
     "smiling -> mouth_open": "P(open | smiling) = 0.55; P(open | not smiling) = 0.15",
@@ -216,7 +216,7 @@ def sample_params(seed: int) -> ToonParams:
     hair_color = 4 if grey else natural
 
     beard = int(u() < 0.35)
-    probs = (0.35, 0.50, 0.12, 0.03) if beard else (0.15, 0.22, 0.25, 0.38)
+    probs = (0.35, 0.50, 0.12, 0.03) if beard else (0.17, 0.20, 0.25, 0.38)
     length_class = int(rng.choice(4, p=probs))
     lo, hi = ((0.0, 0.0), (0.15, 0.35), (0.4, 0.6), (0.65, 1.0))[length_class]
     hair_length = lo + (hi - lo) * u()
@@ -719,6 +719,14 @@ class _Painter:
             return np.maximum(_sd_ellipse(u, v, cx, cy, rx, ry), (v - line(u)) * 0.8)
 
         self.c.paint(self.head, box, sdf, self._hair_color(cx, cy, rx, ry))
+        # a few strands from the crown toward the fringe
+        strand = self.hair * 0.55
+        for k in (-2, -1, 1, 2):
+            ax, ay = cx + 0.035 * k + 0.03 * p.hair_part, cy - ry * 0.9
+            bx, by = cx + 0.075 * k + 0.02 * p.hair_part, cy - ry * 0.45
+            self.c.paint(self.head, (min(ax, bx) - 0.02, ay - 0.02, max(ax, bx) + 0.02, by + 0.02),
+                         lambda u, v, ax=ax, ay=ay, bx=bx, by=by: np.maximum(
+                             _sd_segment(u, v, ax, ay, bx, by, 0.004), sdf(u, v) + 0.01), strand, alpha=0.35)
         if p.hair_length >= 0.65:  # long: locks in front of the shoulders
             bottom = g.hy + g.ry * (1.0 + 2.0 * (p.hair_length - 0.65))
             col = self._hair_color(g.hx, g.hy - 0.1, g.rx * 1.6, g.ry * 2.0)
