@@ -1,0 +1,387 @@
+"""Request-level operations shared by the web app, its HTTP API and scripts.
+
+`app.py` only lays out widgets and wires events; every handler calls one function here. These functions take plain
+values (numbers, strings, JSON text, file paths), validate them with clear `ValueError` messages, call the `Engine`,
+and return images, recipes and files. Choosing and opening the model and bank (`open_engine`) also lives here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+import torch
+
+from editor.engine import (
+    LAYER_PRESETS,
+    Direction,
+    EditBank,
+    EditState,
+    Engine,
+    EngineConfig,
+    Latent,
+    layer_preset,
+)
+from editor.recipe import (
+    encode_recipe,
+    gif_bytes,
+    latent_npz_bytes,
+    png_bytes,
+    read_latent_npz,
+    read_png_recipe,
+    recipe_to_state,
+    state_to_recipe,
+    write_mp4,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DIRECTIONS_DIR = REPO_ROOT / "directions"
+FALLBACK_RANDOM = "random:toon-64"  # what runs when neither FFHQ nor the demo generator is available
+EXPORT_FORMATS = ("png", "npz", "gif", "mp4")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Choosing the model and the bank
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What runs, shown at the top of the app."""
+
+    source: str  # what was loaded: 'ffhq-1024', 'demo', 'random:toon-64', a path
+    description: str  # one line
+    license_name: str
+    license_text: str
+    notices: tuple[str, ...]  # why this model / bank runs when it is not the one asked for; shown prominently
+
+
+def pca_bank(G: torch.nn.Module, n_components: int = 8, n_samples: int = 4000, seed: int = 0,
+             device: str | torch.device = "cpu", psi: float = 1.0) -> EditBank:
+    """GANSpace-style fallback bank: the leading principal components of W (from seeded samples) as sliders.
+
+    Used when no direction bank exists for a generator, so the editor always has meaningful sliders.
+    """
+    from editor.directions import pca_directions
+
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n_samples, G.z_dim, generator=gen)  # [n_samples, z_dim]
+    c = torch.zeros(n_samples, getattr(G, "c_dim", 0))
+    ws = []
+    with torch.no_grad():
+        for i in range(0, n_samples, 512):
+            ws.append(G.mapping(z[i:i + 512].to(device), c[i:i + 512].to(device), truncation_psi=psi)[:, 0].cpu())
+    w = torch.cat(ws).double().numpy()  # [n_samples, w_dim]
+    pca = pca_directions(w, min(n_components, w.shape[1]))
+    dirs = tuple(
+        Direction(f"pc{i}", pca.components[i], sigma=float(pca.stds[i]), method="pca", space="w")
+        for i in range(pca.components.shape[0])
+    )
+    return EditBank(dirs, bank_id=f"pca-{n_components}-{n_samples}-{seed}",
+                    description=f"principal components of W ({n_samples} samples): no labelled bank for this model")
+
+
+def _load_bank_file(path: Path, G: torch.nn.Module) -> EditBank:
+    from editor.bank import generator_info, load_bank, to_engine_bank
+
+    bank = load_bank(path, generator_info(G))
+    engine_bank = to_engine_bank(bank, description=f"{path.name}: {bank.command or 'direction bank'}")
+    if not engine_bank.directions:
+        raise ValueError(f"{path} holds no linear W / W+ directions the editor can use")
+    return engine_bank
+
+
+def open_engine(model: str = "auto", bank: str | None = None, device: str = "cpu",
+                config: EngineConfig = EngineConfig(), pca_samples: int = 4000) -> tuple[Engine, ModelCard]:
+    """Load the generator and its bank and build the engine. Never fails for a missing model or bank: falls back
+    (FFHQ -> bundled demo -> random weights; bank file -> PCA directions) and says why in `ModelCard.notices`.
+
+    model: 'auto' (FFHQ-1024 if reachable or cached, else the bundled demo, else random weights), a registry name,
+        a path, a URL or 'random:<config>'.
+    bank: a bank file; None looks for directions/<model>.safetensors.
+    """
+    from editor import checkpoints
+
+    notices: list[str] = []
+    tried = ["ffhq-1024", "demo", FALLBACK_RANDOM] if model == "auto" else [model]
+    G, source, errors = None, None, []
+    for candidate in tried:
+        try:
+            G = checkpoints.load_generator(candidate, device, progress=False)
+            source = candidate
+            break
+        except (FileNotFoundError, ValueError, OSError) as exc:
+            errors.append(f"{candidate}: {exc}")
+    if G is None:
+        if model == "auto":
+            raise RuntimeError("no generator could be loaded: " + " | ".join(errors))
+        notices.append(f"The requested model could not be loaded ({errors[-1]}). Running random weights instead.")
+        G, source = checkpoints.load_generator(FALLBACK_RANDOM, device, progress=False), FALLBACK_RANDOM
+    elif model == "auto" and source != "ffhq-1024":
+        why = "the FFHQ weights are unavailable"
+        if source == "demo":
+            notices.append(f"Running the small bundled demo model (toon faces) because {why}. "
+                           "Set EDITOR_MODEL=ffhq-1024 (or --model PATH) where they can be downloaded or are cached.")
+        else:
+            notices.append(f"Running a random-weight generator ({source}) because {why} and the bundled demo "
+                           "model is not in this checkout yet: images are abstract patterns, not faces.")
+    if source in checkpoints.REGISTRY:
+        info = checkpoints.REGISTRY[source]
+        description, lic_name, lic_text = info.description, info.license_name, info.license_text
+    elif source.startswith("random:"):
+        description, lic_name, lic_text = f"random weights ({source})", "none (random weights)", ""
+    else:
+        description, lic_name, lic_text = f"generator from {source}", "see the checkpoint's model card", ""
+
+    bank_path = Path(bank) if bank else DIRECTIONS_DIR / f"{Path(source).stem if os.sep in source else source}.safetensors"
+    engine_bank = None
+    if bank or bank_path.is_file():
+        try:
+            engine_bank = _load_bank_file(bank_path, G)
+        except (FileNotFoundError, ValueError) as exc:
+            notices.append(f"The direction bank could not be used ({exc}). Sliders show principal components of W.")
+    elif not source.startswith("random:"):
+        notices.append(f"No direction bank for this model (looked for {bank_path.relative_to(REPO_ROOT)}). "
+                       "Sliders show principal components of W.")
+    if engine_bank is None:
+        engine_bank = pca_bank(G, n_samples=pca_samples, device=device)
+    engine = Engine(G, engine_bank, device=device, config=config, model_id=checkpoints.model_id(G),
+                    model_name=source)
+    return engine, ModelCard(source, description, lic_name, lic_text, tuple(notices))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Projector seam (filled by the photo pipeline: align + project)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """What a projector returns for one photo."""
+
+    aligned: np.ndarray  # [S, S, 3] uint8: the face aligned the FFHQ way
+    ws: np.ndarray  # [num_ws, w_dim] the latent that reconstructs it
+    paste_back: Callable[[np.ndarray], np.ndarray] | None = None  # edited aligned face -> whole photo
+
+
+class Projector(Protocol):
+    """photo [H, W, 3] uint8, progress(fraction, message) -> Projection. Raises ValueError (e.g. no face found)."""
+
+    def __call__(self, photo: np.ndarray, progress: Callable[[float, str], None]) -> Projection: ...
+
+
+PROJECTOR_MISSING = ("Photo upload is not available yet: face alignment and projection are still being built. "
+                     "Sample a face instead.")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Parsing plain inputs
+
+
+def parse_edits(text: str | dict | None) -> dict[str, float]:
+    """'{"smile": 1.5}' (JSON object) or 'smile=1.5, age=-1' -> {'smile': 1.5, 'age': -1.0}."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return {}
+    if isinstance(text, dict):
+        items = text
+    else:
+        t = text.strip()
+        if t.startswith("{"):
+            try:
+                items = json.loads(t)
+            except ValueError as exc:
+                raise ValueError(f"edits must be a JSON object like {{\"smile\": 1.5}} ({exc})") from None
+        else:
+            items = {}
+            for part in t.split(","):
+                name, sep, value = part.partition("=")
+                if not sep or not name.strip():
+                    raise ValueError(f"edits must look like 'smile=1.5, age=-1'; cannot read {part.strip()!r}")
+                items[name.strip()] = value.strip()
+    if not isinstance(items, dict):
+        raise ValueError("edits must be a JSON object mapping attribute names to numbers")
+    out = {}
+    for name, value in items.items():
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"slider {name!r}: {value!r} is not a number") from None
+        out[str(name)] = value
+    return out
+
+
+def parse_locked(text: str | Sequence[str] | None) -> list[str]:
+    """'["age", "glasses"]' or 'age, glasses' or a list -> ['age', 'glasses']."""
+    if text is None:
+        return []
+    if isinstance(text, (list, tuple)):
+        return [str(t) for t in text]
+    t = str(text).strip()
+    if not t:
+        return []
+    if t.startswith("["):
+        try:
+            items = json.loads(t)
+        except ValueError as exc:
+            raise ValueError(f"locked must be a JSON list of attribute names ({exc})") from None
+        if not isinstance(items, list):
+            raise ValueError("locked must be a list of attribute names")
+        return [str(i) for i in items]
+    return [p.strip() for p in t.split(",") if p.strip()]
+
+
+def parse_layers(text: str | None, num_ws: int) -> tuple[str, tuple[int, int] | None]:
+    """'all' | 'coarse' | 'middle' | 'fine' | 'LO-HI' (inclusive, like the CLI) -> (space, [lo, hi) or None)."""
+    t = (text or "all").strip().lower()
+    if t in ("all", "w"):
+        return "w", None
+    if t in LAYER_PRESETS:
+        return "w+", layer_preset(t, num_ws)
+    lo, sep, hi = t.partition("-")
+    try:
+        lo_i = int(lo)
+        hi_i = int(hi) if sep else lo_i
+    except ValueError:
+        raise ValueError(f"layers must be all, coarse, middle, fine or a range like '2-5', got {text!r}") from None
+    return "w+", layer_preset("custom", num_ws, (lo_i, hi_i + 1))
+
+
+def controls_to_state(engine: Engine, latent: Latent, names: Sequence[str], values: Sequence[Any],
+                      method: str | None, space: str, preset: str, lo: Any, hi: Any,
+                      locked: Sequence[str] | None) -> EditState:
+    """The edit state described by the app's widgets (slider values in `names` order; lo/hi inclusive layers)."""
+    if len(names) != len(values):
+        raise ValueError(f"{len(values)} slider values for {len(names)} attributes")
+    layers = None
+    if space == "w+":
+        custom = None
+        if preset == "custom":
+            try:
+                custom = (int(lo), int(hi) + 1)
+            except (TypeError, ValueError):
+                raise ValueError("the custom layer range needs two layer numbers") from None
+        layers = layer_preset(preset or "all", engine.num_ws, custom)
+    method = None if method in (None, "", "auto") else method
+    return EditState.create(latent, dict(zip(names, (0.0 if v is None else v for v in values))), method=method,
+                            space=space, layers=layers, locked=locked or ())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Operations
+
+
+def sample(engine: Engine, seed: Any, psi: Any, like: EditState | None = None) -> EditState:
+    """A sampled face; keeps the edit of `like` (sliders, method, layers, locks) when given."""
+    latent = engine.sample(seed, psi)
+    if like is None:
+        return EditState.create(latent)
+    return EditState(latent, like.sliders, like.method, like.space, like.layers, like.locked)
+
+
+def recipe_text(engine: Engine, state: EditState) -> str:
+    return encode_recipe(state_to_recipe(state, engine))
+
+
+def api_edit(engine: Engine, recipe: str, edits: Any = None, method: str | None = None, layers: str | None = None,
+             locked: Any = None, preview: bool = False) -> tuple[np.ndarray, str]:
+    """Edit the state of a recipe (JSON text): set `edits` sliders (merged over the recipe's), and when given
+    replace the method ('' keeps it; 'auto' = bank default), layers ('all', 'coarse', ..., '2-5') and locked list."""
+    state, _ = recipe_to_state(recipe, engine)
+    space, rng = (state.space, state.layers) if not layers else parse_layers(layers, engine.num_ws)
+    new_method = state.method if not method else (None if method == "auto" else method)
+    if new_method is not None and new_method not in engine.bank.methods:
+        raise ValueError(f"unknown method {new_method!r}; this bank has: {', '.join(engine.bank.methods)}")
+    lock = state.locked if locked in (None, "") else parse_locked(locked)
+    sliders = dict(state.sliders)
+    sliders.update(parse_edits(edits))
+    new = EditState.create(state.latent, sliders, method=new_method, space=space, layers=rng, locked=lock)
+    return engine.render(new, preview=bool(preview)), recipe_text(engine, new)
+
+
+def read_recipe_file(engine: Engine, path: str | Path) -> tuple[EditState, list[str]]:
+    """Re-open an exported PNG (recipe in its text chunk) or latent .npz."""
+    path = Path(path)
+    data = path.read_bytes()
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return recipe_to_state(read_png_recipe(data), engine)
+    if data[:2] == b"PK":  # .npz is a zip archive
+        arrays = read_latent_npz(data)
+        if "recipe" in arrays:
+            return recipe_to_state(arrays["recipe"], engine)
+        return EditState.create(engine.latent_from_array(arrays["ws"], origin=path.name)), [
+            "the .npz had no recipe: loaded its latent only"]
+    if data.lstrip()[:1] == b"{":
+        return recipe_to_state(data.decode("utf-8", "replace"), engine)
+    raise ValueError(f"{path.name}: expected a PNG exported by the editor, a latent .npz or a recipe .json")
+
+
+def export_dir() -> Path:
+    """A per-process folder under the system temp folder for exported files (Gradio copies them to its cache)."""
+    d = Path(tempfile.gettempdir()) / f"stylegan2-editor-exports-{os.getpid()}"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def export(engine: Engine, state: EditState, fmt: str, attribute: str | None = None, lo: float = -3.0,
+           hi: float = 3.0, steps: int = 24, fps: float = 12.0, out_dir: Path | None = None) -> Path:
+    """Write one export and return its path: 'png' (image + recipe), 'npz' (latents), 'gif' / 'mp4' (slider walk
+    of `attribute` from lo to hi, other sliders as in the state)."""
+    fmt = (fmt or "").lower().lstrip(".")
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"export format must be one of {EXPORT_FORMATS}, got {fmt!r}")
+    out = (out_dir or export_dir()) / f"edit-{state.latent.key[:8]}-{uuid.uuid4().hex[:8]}.{fmt}"
+    if fmt == "png":
+        out.write_bytes(png_bytes(engine.render(state), state_to_recipe(state, engine)))
+    elif fmt == "npz":
+        out.write_bytes(latent_npz_bytes(state, engine))
+    else:
+        if not attribute:
+            raise ValueError("a GIF / MP4 walk needs an attribute to move")
+        for name, v in (("from", lo), ("to", hi)):
+            if v is None or not math.isfinite(float(v)):
+                raise ValueError(f"walk {name} value must be a finite number")
+        frames = engine.slider_walk(state, attribute, float(lo), float(hi), steps=int(steps))
+        if fmt == "gif":
+            out.write_bytes(gif_bytes(frames, fps=fps))
+        else:
+            write_mp4(frames, out, fps=fps)
+    return out
+
+
+def animation(engine: Engine, a: Latent, b: Latent, mode: str, steps: int, fmt: str = "gif", fps: float = 12.0,
+              out_dir: Path | None = None) -> Path:
+    """A GIF / MP4 from face a to face b ('w' lerp or 'z' slerp)."""
+    frames = engine.interpolate(a, b, steps=steps, mode=mode)
+    out = (out_dir or export_dir()) / f"interp-{a.key[:6]}-{b.key[:6]}-{uuid.uuid4().hex[:6]}.{fmt}"
+    if fmt == "gif":
+        out.write_bytes(gif_bytes(frames, fps=fps))
+    elif fmt == "mp4":
+        write_mp4(frames, out, fps=fps)
+    else:
+        raise ValueError(f"animation format must be gif or mp4, got {fmt!r}")
+    return out
+
+
+def info(engine: Engine, card: ModelCard) -> dict:
+    """What the API's /info endpoint returns."""
+    return {
+        "model": card.source,
+        "model_id": engine.model_id,
+        "description": card.description,
+        "license": card.license_name,
+        "notices": list(card.notices),
+        "resolution": engine.resolution,
+        "preview_resolution": engine.preview_resolution,
+        "num_ws": engine.num_ws,
+        "w_dim": engine.w_dim,
+        "bank": engine.bank.bank_id,
+        "attributes": list(engine.bank.attributes),
+        "methods": list(engine.bank.methods),
+        "layer_presets": {p: list(layer_preset(p, engine.num_ws)) for p in ("all", "coarse", "middle", "fine")},
+    }
