@@ -20,6 +20,7 @@ import base64
 import io
 import json
 import math
+import zipfile
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -220,7 +221,7 @@ def read_latent_npz(source: str | Path | bytes) -> dict:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as f:
             out = {k: f[k] for k in f.files}
-    except (OSError, ValueError, zlib.error, EOFError) as exc:
+    except (OSError, ValueError, zlib.error, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"not a readable .npz latent file ({exc})") from None
     if "ws" not in out:
         raise ValueError("the .npz file has no 'ws' array")
