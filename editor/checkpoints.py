@@ -49,6 +49,7 @@ __all__ = [
     "REGISTRY",
     "list_models",
     "model_info",
+    "registry_entry_for",
     "cache_dir",
     "load_generator",
     "load_network",
@@ -154,6 +155,15 @@ def model_info(name: str) -> ModelInfo:
     if name not in REGISTRY:
         raise ValueError(f"unknown model name {name!r}; known names: {', '.join(REGISTRY)}")
     return REGISTRY[name]
+
+
+def registry_entry_for(source: str | os.PathLike) -> ModelInfo | None:
+    """The registry entry a source refers to (by name, by URL, or as the cached download), else None."""
+    text = os.fspath(source)
+    for info in REGISTRY.values():
+        if text in (info.name, info.url) or (info.filename and Path(text).name == info.filename):
+            return info
+    return None
 
 
 def cache_dir() -> Path:
@@ -520,17 +530,22 @@ def _assemble(class_name: str, init_kwargs: dict[str, Any], state: dict[str, tor
 # Native format (safetensors + JSON config)
 
 
-def _config_for(net: torch.nn.Module) -> dict[str, Any]:
+def _config_for(net: torch.nn.Module, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
     init_kwargs = getattr(net, "init_kwargs", None)
     if not isinstance(init_kwargs, dict):
         raise ValueError(f"{type(net).__name__} has no init_kwargs dict; cannot record how to rebuild it")
-    return {
+    config = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "class_name": type(net).__name__,
         "init_kwargs": _plain(init_kwargs),
         "model_id": model_id(net),
     }
+    reserved = set(config) & set(provenance or {})
+    if reserved:
+        raise ValueError(f"provenance may not override {sorted(reserved)}")
+    config.update(_plain(provenance or {}, "provenance"))
+    return config
 
 
 def _atomic_target(path: Path) -> Path:
@@ -539,13 +554,16 @@ def _atomic_target(path: Path) -> Path:
     return Path(tmp)
 
 
-def save_network(net: torch.nn.Module, path: str | os.PathLike) -> Path:
+def save_network(net: torch.nn.Module, path: str | os.PathLike, provenance: dict[str, Any] | None = None) -> Path:
     """Write `net` in the native format: `path` ending in `.safetensors` gives one file (config in its metadata);
-    any other path is a directory with `state.safetensors` + `config.json`. Files appear atomically."""
+    any other path is a directory with `state.safetensors` + `config.json`. Files appear atomically.
+
+    provenance: extra JSON-able fields stored in the config (e.g. {'source': ..., 'license': ...}).
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
-    config = _config_for(net)
+    config = _config_for(net, provenance)
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in net.state_dict().items()}
     if path.suffix == ".safetensors":
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -570,9 +588,9 @@ def save_network(net: torch.nn.Module, path: str | os.PathLike) -> Path:
     return path
 
 
-def save_generator(G: torch.nn.Module, path: str | os.PathLike) -> Path:
+def save_generator(G: torch.nn.Module, path: str | os.PathLike, provenance: dict[str, Any] | None = None) -> Path:
     """Write a generator in the native format (see `save_network`)."""
-    return save_network(G, path)
+    return save_network(G, path, provenance)
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
