@@ -396,3 +396,162 @@ def to_engine_bank(bank: Bank, description: str = ""):
         dirs.append(Direction(attribute=e.attribute, vector=vector, sigma=float(e.sigma), method=e.method,
                               space=e.space.kind, layers=layers))
     return EditBank(directions=tuple(dirs), bank_id=bank.generator.model_id, description=description)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Building a bank from labelled samples
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """Settings of `build_entries` (recorded in each entry's `extra`)."""
+
+    share: float = 0.25  # confident top / bottom share of scores used to fit (InterFaceGAN: 0.02 of 500k samples)
+    val_share: float = 0.3  # part of the selected samples held out for the validation accuracy
+    l2: float = 1.0  # logistic-regression penalty (on centred, RMS-scaled latents)
+    svm_c: float = 1.0  # SVM squared-hinge weight
+    gaussian_rank: int = 32  # eigenvectors kept per class covariance
+    shrinkage: float = 0.05  # covariance shrinkage toward a scaled identity
+    walk_steps: int = 8  # steps of the Mahalanobis walk
+    n_components: int = 8  # PCA / SeFa directions kept per space
+    seed: int = 0  # randomness of the train / validation splits
+
+
+def effective_share(scores: np.ndarray, share: float) -> float:
+    """The confident share to use for these scores: for probability-like scores (all in [0, 1]) never more than the
+    rarer class's fraction at 0.5, so the top end holds only positives and the bottom end only negatives."""
+    s = scores[np.isfinite(scores)]
+    if s.size and s.min() >= 0 and s.max() <= 1:
+        pos = float(np.mean(s > 0.5))
+        rare = min(pos, 1 - pos)
+        if rare > 0:
+            return max(min(share, rare), 2.0 / s.size)
+    return share
+
+
+def sefa_weights(G, space: Space) -> list[np.ndarray]:
+    """The affine (w -> style) weight matrices [C, w_dim] of the layers a W / W+ space edits (effective scale)."""
+    synthesis = G.synthesis
+    index, affines = synthesis.layer_ws_index(), synthesis.affines()
+    layers = set(space.layers(G.num_ws))
+    out = []
+    for key, w_idx in index.items():
+        if w_idx in layers:
+            fc = affines[key]
+            out.append((fc.weight.detach().float().cpu() * fc.weight_gain).numpy().astype(np.float64))
+    if not out:
+        raise ValueError(f"no style layer reads the W+ layers of {space}")
+    return out
+
+
+def build_entries(z, ws, scores: dict, labeller: str, methods: Sequence[str], spaces: Sequence[Space],
+                  options: FitOptions = FitOptions(), G=None,
+                  progress: Callable[[str], None] | None = None) -> list[BankEntry]:
+    """Fit every requested method in every space for every attribute.
+
+    Args:
+        z: [N, z_dim] and ws: [N, num_ws, w_dim], the sampled latents.
+        scores: {attribute: [N] scores} from one labeller (NaN = unlabelled); labeller: its name.
+        methods: any of METHODS. 'pca' and 'sefa' are unsupervised (entries 'pc0', 'sefa0', ...; W / W+ only, SeFa
+            needs the generator G for its affine weights).
+        spaces: where to fit. Without a truncation cutoff every W+ layer holds the same w, so a W+ range reuses the
+            W fit (same vector and σ) and differs only in the layers it edits.
+        progress: called with each entry's name as it is fitted.
+    Returns:
+        the entries, in attribute, method, space order.
+    """
+    from editor import directions as D
+
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; expected any of {METHODS}")
+    ws = np.asarray(ws, dtype=np.float64)
+    layers_equal = bool(np.allclose(ws, ws[:, :1], atol=1e-6))
+    supervised = [m for m in methods if m in ("meandiff", "logreg", "svm", "mahalanobis", "shrink")]
+    entries: list[BankEntry] = []
+    fit_cache: dict[tuple, dict] = {}
+
+    def latents(space: Space):
+        key = "z" if space.kind == "z" else ("w" if layers_equal else str(space))
+        return key, D.fit_space_latents(space, z=z, ws=ws)
+
+    for attribute, s in scores.items():
+        s = np.asarray(s, dtype=np.float64)
+        share = effective_share(s, options.share)
+        for space in spaces:
+            key, x = latents(space)
+            if (attribute, key) not in fit_cache:
+                fit_cache[(attribute, key)] = _fit_supervised(x, s, supervised, share, options)
+            for method, fitted in fit_cache[(attribute, key)].items():
+                vector, sigma, intercept, gaussians, extra, d = fitted
+                entry = BankEntry(attribute=attribute, method=method, space=space, vector=vector, sigma=sigma,
+                                  intercept=intercept, labeller=labeller, n_samples=d["n"],
+                                  val_accuracy=d["val"], train_accuracy=d["train"], gaussians=gaussians,
+                                  extra={**extra, "fit_latents": key})
+                entries.append(entry)
+                if progress:
+                    progress(entry.name)
+    for space in spaces:
+        if space.kind == "z":
+            continue  # z is isotropic by construction: PCA / SeFa directions there mean nothing
+        _, x = latents(space)
+        k = min(options.n_components, x.shape[1])
+        if "pca" in methods:
+            p = D.pca_directions(x, k)
+            for i in range(k):
+                entries.append(BankEntry(attribute=f"pc{i}", method="pca", space=space, vector=p.components[i],
+                                         sigma=float(p.stds[i]), intercept=-float(p.components[i] @ p.mean),
+                                         labeller="", n_samples=int(x.shape[0]),
+                                         extra={"explained_variance_ratio": float(p.explained_variance_ratio[i])}))
+        if "sefa" in methods:
+            if G is None:
+                raise ValueError("SeFa needs the generator's affine weights: pass G")
+            vecs, evals = D.sefa_directions(sefa_weights(G, space), k)
+            for i in range(k):
+                proj = x @ vecs[i]
+                entries.append(BankEntry(attribute=f"sefa{i}", method="sefa", space=space, vector=vecs[i],
+                                         sigma=float(np.std(proj)), intercept=-float(np.mean(proj)),
+                                         n_samples=int(x.shape[0]), extra={"eigenvalue": float(evals[i])}))
+    return entries
+
+
+def _fit_supervised(x: np.ndarray, s: np.ndarray, methods: Sequence[str], share: float, options: FitOptions) -> dict:
+    """{method: (vector, sigma, intercept, gaussians, extra, {'n', 'val', 'train'})} for one attribute in one space.
+    Every method sees the same confident selection and the same train / validation split."""
+    from editor import directions as D
+
+    out = {}
+
+    def rng():
+        return np.random.default_rng(options.seed)
+
+    linear = {"meandiff": D.mean_difference,
+              "logreg": lambda a, b: D.logistic_regression(a, b, l2=options.l2),
+              "svm": lambda a, b: D.svm_boundary(a, b, c=options.svm_c)}
+    for method in methods:
+        if method in linear:
+            d = D.fit_confident(linear[method], x, s, rng(), share=share, val_share=options.val_share)
+            out[method] = (d.vector, d.sigma, d.intercept, None, d.extra,
+                           {"n": d.n_samples, "val": d.val_accuracy, "train": d.train_accuracy})
+    gaussian_methods = [m for m in methods if m in GAUSSIAN_METHODS]
+    if gaussian_methods:
+        known = np.flatnonzero(np.isfinite(s))
+        idx, y = D.select_confident(s[known], share)
+        idx = known[idx]
+        tr, va = D.train_val_split(idx.shape[0], options.val_share, rng())
+        g = D.fit_class_gaussians(x[idx[tr]], y[tr], rank=options.gaussian_rank, shrinkage=options.shrinkage)
+        md = D.unit(g.positive.mean - g.negative.mean)
+
+        def qda_acc(rows, labels):
+            if rows.size == 0:
+                return None
+            pred = g.positive.log_density(x[rows]) > g.negative.log_density(x[rows])
+            return float(np.mean(pred == labels))
+
+        stats = {"n": int(tr.size), "val": qda_acc(idx[va], y[va]), "train": qda_acc(idx[tr], y[tr])}
+        for method in gaussian_methods:
+            extra = {"share": float(share), "rank": options.gaussian_rank, "shrinkage": options.shrinkage}
+            if method == "mahalanobis":
+                extra.update(objective="density", n_steps=options.walk_steps)
+            out[method] = (md, float(np.std(x @ md)), 0.0, g, extra, stats)
+    return out

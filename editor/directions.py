@@ -8,9 +8,10 @@ Supervised methods (the attribute is given as per-sample scores or 0/1 labels):
 
 - `mean_difference`      the unit vector between the two class centroids;
 - `logistic_regression`  the normal of an L2-regularised logistic-regression hyperplane (Newton / IRLS);
-- `linear_svm`           InterFaceGAN's protocol: keep only the most confident top/bottom share of the scores, split it
-                         into train / validation, fit a linear SVM (squared hinge, primal, L-BFGS), report the
-                         validation accuracy;
+- `svm_boundary`         a linear SVM (squared hinge, primal, L-BFGS);
+- `fit_confident`        InterFaceGAN's protocol around any of these: keep only the most confident top/bottom share of
+                         the scores, split it into train / validation, fit, report the validation accuracy;
+                         `linear_svm` is that protocol around the SVM;
 - `fit_class_gaussians`  a Gaussian per class with a regularised covariance (top-k eigenvectors plus an isotropic
                          floor); `gaussian_walk` climbs the target class's log-density (or the log-odds) so the step
                          depends on where the latent is; `shrink_toward_mean` walks straight to the class mean.
@@ -49,6 +50,8 @@ __all__ = [
     "make_direction",
     "mean_difference",
     "logistic_regression",
+    "svm_boundary",
+    "fit_confident",
     "linear_svm",
     "fit_class_gaussians",
     "gaussian_walk",
@@ -307,37 +310,56 @@ def _squared_hinge_svm(x: np.ndarray, y: np.ndarray, c: float, max_iter: int) ->
     return w, b_s - float(w @ mean), {"iterations": int(res.nit), "converged": bool(res.success)}
 
 
-def linear_svm(x, scores, rng: np.random.Generator, share: float = 0.25, val_share: float = 0.3, c: float = 1.0,
-               max_iter: int = 500) -> LinearDirection:
-    """A linear-SVM boundary the InterFaceGAN way.
+def svm_boundary(x, labels, c: float = 1.0, max_iter: int = 500) -> LinearDirection:
+    """A linear SVM fitted on all given samples (primal squared hinge, L-BFGS); see `linear_svm` for the full
+    InterFaceGAN protocol. x: [N, D]; labels: [N] 0/1 or bool."""
+    x = _as_matrix(x)
+    y = as_labels(labels, x.shape[0])
+    if c <= 0:
+        raise ValueError(f"c must be > 0, got {c}")
+    w, b, info = _squared_hinge_svm(x, y, c, max_iter)
+    return make_direction(x, w, b, labels=y, extra={**info, "c": float(c)})
+
+
+def fit_confident(fit, x, scores, rng: np.random.Generator, share: float = 0.25, val_share: float = 0.3
+                  ) -> LinearDirection:
+    """InterFaceGAN's protocol around any boundary method ``fit(x, labels) -> LinearDirection``.
 
     1. keep only the `share` highest-scoring samples (positive) and the `share` lowest (negative);
     2. split them at random into train / validation (`val_share`);
-    3. fit a linear SVM on the train part (primal squared hinge, ``1/2|w|² + c·Σ max(0, 1 - s(x·w + b))²``, on
-       centred, RMS-scaled features);
-    4. report the validation accuracy; σ is measured on *all* N samples (the population the slider moves in).
-
-    x: [N, D]; scores: [N] continuous scores or 0/1 labels; rng: the split's randomness.
-    InterFaceGAN used share 0.02 of 500k samples; 0.25 suits a few thousand.
+    3. fit on the train part; 4. report the validation accuracy. σ is measured on *all* N samples (the population
+    the slider moves in), not only on the extremes. Samples with a NaN score (unlabelled) are skipped.
+    x: [N, D]; scores: [N]. Passing generators with the same seed gives every method the same split.
     """
     x = _as_matrix(x)
     s = np.asarray(scores, dtype=np.float64)
     if s.shape != (x.shape[0],):
         raise ValueError(f"scores must have shape ({x.shape[0]},) to match x {x.shape}, got {s.shape}")
-    if c <= 0:
-        raise ValueError(f"c must be > 0, got {c}")
-    idx, y = select_confident(s, share)
+    known = np.flatnonzero(np.isfinite(s))
+    idx, y = select_confident(s[known], share)
+    idx = known[idx]
     tr, va = train_val_split(idx.shape[0], val_share, rng)
     if y[tr].all() or not y[tr].any():
         raise ValueError("the training split holds only one class; use a larger share or val_share")
-    w, b, info = _squared_hinge_svm(x[idx[tr]], y[tr], c, max_iter)
-    d = make_direction(x[idx[tr]], w, b, labels=y[tr], x_val=x[idx[va]], labels_val=y[va],
-                       extra={**info, "share": float(share), "val_share": float(val_share), "c": float(c),
-                              "n_train": int(tr.shape[0]), "n_val": int(va.shape[0])})
-    # σ on the whole population, not only on the extreme samples.
+    d = fit(x[idx[tr]], y[tr])
+    val = accuracy(x[idx[va]], y[va], d.vector, d.intercept) if va.size else None
+    extra = {**d.extra, "share": float(share), "val_share": float(val_share), "n_train": int(tr.shape[0]),
+             "n_val": int(va.shape[0])}
     return LinearDirection(vector=d.vector, intercept=d.intercept, sigma=float(np.std(x @ d.vector)),
-                           train_accuracy=d.train_accuracy, val_accuracy=d.val_accuracy,
-                           n_samples=int(tr.shape[0]), extra=d.extra)
+                           train_accuracy=d.train_accuracy, val_accuracy=val, n_samples=int(tr.shape[0]), extra=extra)
+
+
+def linear_svm(x, scores, rng: np.random.Generator, share: float = 0.25, val_share: float = 0.3, c: float = 1.0,
+               max_iter: int = 500) -> LinearDirection:
+    """A linear-SVM boundary the InterFaceGAN way: `fit_confident` around `svm_boundary`.
+
+    x: [N, D]; scores: [N] continuous scores or 0/1 labels; rng: the split's randomness.
+    InterFaceGAN used share 0.02 of 500k samples; 0.25 suits a few thousand.
+    """
+    if c <= 0:
+        raise ValueError(f"c must be > 0, got {c}")
+    return fit_confident(lambda xs, ys: svm_boundary(xs, ys, c=c, max_iter=max_iter), x, scores, rng, share=share,
+                         val_share=val_share)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
