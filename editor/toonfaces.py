@@ -68,6 +68,7 @@ GLASSES_COLORS = ("none", "black", "tortoise", "gold", "red", "blue")
 BACKGROUNDS = ("blue", "teal", "green", "yellow", "pink", "lavender")
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 FRAMINGS = ("portrait", "photo")
+RENDER_VERSION = 1  # bump whenever pixels or parameters change for a given seed (caches key on it)
 
 
 @dataclass(frozen=True)
@@ -500,7 +501,7 @@ def _geometry(p: ToonParams) -> _Geometry:
 def _mouth_corners(g: _Geometry) -> tuple[tuple[float, float], tuple[float, float]]:
     mx, my = g.mouth
     cos_y = math.cos(g.yaw)
-    lift = 0.045 * g.smile * g.mouth_w / 0.07
+    lift = 0.08 * g.smile * g.mouth_w / 0.07
     # the near side of a turned face looks wider
     wl = g.mouth_w * cos_y * (1.0 - 0.25 * math.sin(g.yaw))
     wr = g.mouth_w * cos_y * (1.0 + 0.25 * math.sin(g.yaw))
@@ -541,7 +542,7 @@ class _Painter:
         self.skin = _interp(_SKIN, p.skin_tone)
         hair = _HAIR[p.hair_color].copy()
         self.hair = hair
-        self.brow = hair * 0.72 if p.hair_color != 4 else np.array([0.62, 0.62, 0.64], np.float32)
+        self.brow = hair * 0.72 if p.hair_color != 4 else np.array([0.70, 0.70, 0.73], np.float32)
         lx = p.light_x
         n = math.sqrt(lx * lx * 0.8 + 0.35 + 0.5)
         self.light = (0.9 * lx / n, -0.6 / n, 0.7 / n)  # toward the light; screen y points down
@@ -906,7 +907,7 @@ class _Painter:
             y = top + 0.035 * k + 0.02
             w = g.rx * (0.45 - 0.06 * k)
             self.c.paint(self.head, (g.hx - w - 0.02, y - 0.03, g.hx + w + 0.02, y + 0.03),
-                         lambda u, v, y=y, w=w: _sd_curve(u, v, g.hx + 0.02 * math.sin(g.yaw), y, w, 0.05, 0.006,
+                         lambda u, v, y=y, w=w: _sd_curve(u, v, g.hx + 0.02 * math.sin(g.yaw), y, w, 0.05, 0.008,
                                                           0.8), col, alpha=strength, edge=soft)
         # crow's feet and under-eye bags
         for (ex, ey), side in ((g.eye_l, -1.0), (g.eye_r, 1.0)):
@@ -914,7 +915,7 @@ class _Painter:
             for k in (-1, 0, 1):
                 self.c.paint(self.head, (ox - 0.03, ey - 0.04, ox + 0.04, ey + 0.04),
                              lambda u, v, ox=ox, k=k, ey=ey: _sd_segment(u, v, ox, ey + 0.006 * k, ox + side * 0.025,
-                                                                          ey + 0.016 * k, 0.0035),
+                                                                          ey + 0.016 * k, 0.0045),
                              col, alpha=strength * 0.9, edge=soft)
             self.c.paint(self.head, (ex - 0.06, ey, ex + 0.06, ey + 0.06),
                          lambda u, v, ex=ex, ey=ey: _sd_curve(u, v, ex, ey + g.eye_h + 0.012, g.eye_w * 0.7, -0.15,
