@@ -297,7 +297,7 @@ def _api(engine: Engine, card: service.ModelCard, projector: service.Projector |
         a_lo = gr.Number(value=-3, label="walk_from")
         a_hi = gr.Number(value=3, label="walk_to")
         a_steps = gr.Number(value=24, precision=0, label="steps")
-        a_photo = gr.Image(type="numpy", label="photo")
+        a_photo = gr.File(label="photo")
         a_file = gr.File(label="file")
         o_image = gr.Image(format="png", label="image")
         o_image2 = gr.Image(format="png", label="image2")
@@ -326,12 +326,12 @@ def _api(engine: Engine, card: service.ModelCard, projector: service.Projector |
         return str(service.export(engine, st, fmt, attribute or None, lo, hi, int(steps or 24)))
 
     @_guard
-    def project(photo):
+    def project(photo_path):
         if projector is None:
             raise ValueError(service.PROJECTOR_MISSING)
-        if photo is None:
+        if not photo_path:
             raise ValueError("send a photo")
-        result = projector(photo, lambda f, m: None)
+        result = projector(service.read_photo(photo_path), lambda f, m: None)
         st = EditState.create(engine.latent_from_array(result.ws, origin="projected photo"))
         return result.aligned, engine.render(st), service.recipe_text(engine, st)
 

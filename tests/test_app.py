@@ -1,0 +1,144 @@
+"""The Gradio app (app.py): built without launching, then its named API endpoints through gradio_client against an
+in-process server on 127.0.0.1."""
+
+import json
+import socket
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+gr = pytest.importorskip("gradio")
+gradio_client = pytest.importorskip("gradio_client")
+
+import app  # noqa: E402
+from _engine_fixtures import tiny_engine  # noqa: E402
+from editor import recipe as R  # noqa: E402
+from editor import service  # noqa: E402
+
+API = ("/sample", "/edit", "/noop", "/export", "/project", "/open_recipe", "/info")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return tiny_engine()
+
+
+@pytest.fixture(scope="module")
+def client(engine, tmp_path_factory):
+    card = service.ModelCard("tiny", "tiny random test generator", "none", "", ("a test notice",))
+    demo = app.build_demo(engine, card)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False,
+                                   download_files=str(tmp_path_factory.mktemp("downloads")))
+    finally:
+        demo.close()
+
+
+def test_build_demo_without_launch(engine):
+    demo = app.build_demo(engine)
+    assert isinstance(demo, gr.Blocks)
+    names = {fn.api_name for fn in demo.fns.values() if fn.api_name}
+    for endpoint in API:
+        assert endpoint.lstrip("/") in names
+    ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
+    for attr in engine.bank.attributes:
+        assert f"slider-{attr}" in ids
+
+
+def test_named_endpoints_listed(client):
+    named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    for endpoint in API:
+        assert endpoint in named
+
+
+def test_sample_edit_export_reopen(client, engine):
+    image_path, recipe = client.predict(5, 0.7, api_name="/sample")
+    base = np.asarray(Image.open(image_path).convert("RGB"))
+    assert base.shape == (engine.resolution, engine.resolution, 3)
+    edited_path, edited = client.predict(recipe, json.dumps({"smile": 2.0}), "", "coarse", "age", False,
+                                         api_name="/edit")
+    edited_img = np.asarray(Image.open(edited_path).convert("RGB"))
+    assert not np.array_equal(base, edited_img)
+    state, _ = R.recipe_to_state(edited, engine)
+    assert dict(state.sliders) == {"smile": 2.0} and state.locked == ("age",)
+    assert np.array_equal(edited_img, engine.render(state))
+    preview_path, _ = client.predict(recipe, '{"smile": 2.0}', "", "coarse", "age", True, api_name="/edit")
+    assert Image.open(preview_path).size == (engine.preview_resolution,) * 2
+
+    png = client.predict(edited, "png", "", -3, 3, 8, api_name="/export")
+    reopened_path, reopened = client.predict(gradio_client.handle_file(png), api_name="/open_recipe")
+    assert np.array_equal(np.asarray(Image.open(reopened_path).convert("RGB")), edited_img)
+    assert R.recipe_to_state(reopened, engine)[0] == state
+
+    gif = client.predict(edited, "gif", "smile", -2, 2, 4, api_name="/export")
+    assert Image.open(gif).n_frames == 6
+    npz = client.predict(edited, "npz", "", 0, 0, 2, api_name="/export")
+    assert R.read_latent_npz(npz)["ws"].shape == (engine.num_ws, engine.w_dim)
+
+
+@pytest.mark.parametrize("edits, message", [
+    ('{"smile": NaN}', "not a finite number"),
+    ('{"smile": Infinity}', "not a finite number"),
+    ('{"smile": 1e12}', "outside"),
+    ('{"wings": 1}', "unknown attribute 'wings'"),
+    ("nonsense", "cannot read"),
+])
+def test_bad_edits_give_clear_errors_and_app_keeps_serving(client, edits, message):
+    _, recipe = client.predict(1, 0.7, api_name="/sample")
+    with pytest.raises(Exception, match=message):
+        client.predict(recipe, edits, "", "", "", False, api_name="/edit")
+    assert client.predict(2, 0.7, api_name="/sample")[1]  # still serving
+
+
+def test_bad_recipes_and_files(client, engine, tmp_path):
+    with pytest.raises(Exception, match="not valid JSON"):
+        client.predict("{broken", "", "", "", "", False, api_name="/edit")
+    other = json.loads(client.predict(1, 0.7, api_name="/sample")[1])
+    other["model"]["id"] = "another-model"
+    with pytest.raises(Exception, match="made with model"):
+        client.predict(json.dumps(other), "", "", "", "", False, api_name="/edit")
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
+    with pytest.raises(Exception, match="not a readable PNG"):
+        client.predict(gradio_client.handle_file(str(corrupt)), api_name="/open_recipe")
+    with pytest.raises(Exception, match="not available yet"):
+        client.predict(gradio_client.handle_file(str(corrupt)), api_name="/project")
+    assert client.predict(3, 0.7, api_name="/sample")[1]
+
+
+def test_info(client, engine):
+    info = client.predict(api_name="/info")
+    assert info["attributes"] == list(engine.bank.attributes)
+    assert info["notices"] == ["a test notice"] and info["num_ws"] == engine.num_ws
+
+
+def test_concurrent_clients(client, engine):
+    _, recipe = client.predict(7, 0.7, api_name="/sample")
+    errors, results = [], {}
+
+    def work(i):
+        try:
+            path, _ = client.predict(recipe, json.dumps({"smile": 0.25 * (i % 4)}), "", "", "", False,
+                                     api_name="/edit")
+            results[i] = np.asarray(Image.open(path).convert("RGB"))
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i in range(4):
+        assert np.array_equal(results[i], results[i + 4])
