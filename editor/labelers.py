@@ -2,13 +2,15 @@
 
     labeler.attributes                      names it scores
     labeler(images, ids) -> {name: [N]}     float scores, higher = more of the attribute; NaN = no label
+    labeler.label_with_embedding(images, ids) -> (scores, [N, E] embedding)   optional (CLIP, attribute model):
+                                            the sample cache keeps the embeddings
 
 ``images`` is a float tensor [N, 3, H, W] in about [-1, 1] (what the generator's synthesis returns) and ``ids`` the
 samples' ids (seeds), which only the manual labeller reads. Scores are probabilities or logits for binary
 attributes and values for continuous ones; direction fitting thresholds or ranks them (see editor.directions).
 
 Labellers here:
-- `AttributeModelLabeler`: the demo world's attribute model (editor.attributes) or any callable of the same shape;
+- `AttributeModelLabeler`: the demo world's attribute model (editor.attributes) or any predictor of the same shape;
 - `ClipLabeler`: OpenCLIP zero-shot, one positive/negative prompt pair per attribute; it can also return the image
   embeddings so new prompts can be scored later without rendering again;
 - `ManualLabeler`: labels a person wrote down, from CSV or JSONL keyed by sample id;
@@ -107,43 +109,79 @@ class ImageStatsLabeler:
 
 @dataclass
 class AttributeModelLabeler:
-    """Wraps a predictor uint8 images [N, H, W, 3] -> {attribute: [N] scores} (the demo world's attribute model).
+    """The demo world's attribute model (editor.attributes) as a labeller, or any predictor of the same shape.
 
-    Build it with `AttributeModelLabeler.from_checkpoint(path, device)` once editor.attributes exists, or pass any
-    callable (tests use a stand-in).
+    predict(images [B, 3, H, W] in [-1, 1]) -> (scores, embedding): scores maps an attribute to [B] (binary
+    probability, continuous value) or [B, C] (categorical class probabilities, reported as one attribute per class,
+    "hair_color=blond"); embedding [B, E] or None (kept by the sample cache, e.g. for Fréchet distances).
     """
 
-    predict: Callable[[np.ndarray], Mapping[str, np.ndarray]]
+    predict: Callable[[torch.Tensor], tuple[Mapping[str, np.ndarray], np.ndarray | None]]
     attributes: tuple[str, ...]
     name: str = "toon-attributes"
     batch_size: int = 256
 
-    def __call__(self, images, ids=None) -> dict[str, np.ndarray]:
-        imgs = to_uint8_hwc(images)
+    def label_with_embedding(self, images, ids=None) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        x = check_images(images)
         parts: dict[str, list[np.ndarray]] = {a: [] for a in self.attributes}
-        for i in range(0, imgs.shape[0], self.batch_size):
-            pred = self.predict(imgs[i:i + self.batch_size])
+        embs = []
+        for i in range(0, x.shape[0], self.batch_size):
+            scores, emb = self.predict(x[i:i + self.batch_size])
+            flat = _flatten_scores(scores)
             for a in self.attributes:
-                if a not in pred:
-                    raise ValueError(f"the attribute model returned no {a!r}; it returned {sorted(pred)}")
-                parts[a].append(np.asarray(pred[a], dtype=np.float64).reshape(-1))
-        return {a: np.concatenate(v) for a, v in parts.items()}
+                if a not in flat:
+                    raise ValueError(f"the attribute model returned no {a!r}; it returned {sorted(flat)}")
+                parts[a].append(flat[a])
+            if emb is not None:
+                embs.append(np.asarray(emb, dtype=np.float32))
+        return {a: np.concatenate(v) for a, v in parts.items()}, (np.concatenate(embs) if embs else None)
+
+    def __call__(self, images, ids=None) -> dict[str, np.ndarray]:
+        return self.label_with_embedding(images, ids)[0]
+
+    @classmethod
+    def from_model(cls, model, name: str = "toon-attributes") -> "AttributeModelLabeler":
+        """Wrap an `editor.attributes.AttributeNet` (its `predict` returns scores, landmarks and an embedding)."""
+        from editor.toonfaces import ATTRIBUTES
+
+        names = []
+        for spec in ATTRIBUTES:
+            if spec.kind == "categorical":
+                names += [f"{spec.name}={c}" for c in spec.classes]
+            else:
+                names.append(spec.name)
+
+        def predict(images: torch.Tensor):
+            pred = model.predict(images)
+            scores = {k: v.detach().cpu().numpy() for k, v in pred.scores.items()}
+            classes = {s.name: s.classes for s in ATTRIBUTES if s.kind == "categorical"}
+            out = {}
+            for k, v in scores.items():
+                if k in classes:
+                    out.update({f"{k}={c}": v[:, j] for j, c in enumerate(classes[k])})
+                else:
+                    out[k] = v
+            return out, pred.embedding.detach().cpu().numpy()
+
+        return cls(predict=predict, attributes=tuple(names), name=name)
 
     @classmethod
     def from_checkpoint(cls, path: str | None = None, device: str = "cpu") -> "AttributeModelLabeler":
-        """The trained demo-world attribute model (editor.attributes)."""
-        try:
-            from editor import attributes as attr_mod
-        except ImportError as exc:
-            raise ValueError("the demo-world attribute model (editor/attributes.py) is not available yet; use "
-                             "--labeler clip:..., manual:FILE or stats") from exc
-        model = attr_mod.load_attribute_model(path, device=device) if path else attr_mod.load_attribute_model(
-            device=device)
+        """The trained demo-world attribute model (default: the bundled checkpoint)."""
+        from editor.attributes import load_attribute_model
 
-        def predict(imgs: np.ndarray) -> dict[str, np.ndarray]:
-            return model.predict_scores(imgs)
+        model = load_attribute_model(path or None, device=device)
+        return cls.from_model(model, name=f"toon-attributes:{Path(path).name if path else 'bundled'}")
 
-        return cls(predict=predict, attributes=tuple(model.score_names), name=f"toon-attributes:{path or 'default'}")
+
+def _flatten_scores(scores: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = {}
+    for k, v in scores.items():
+        v = np.asarray(v, dtype=np.float64)
+        if v.ndim != 1:
+            raise ValueError(f"score {k!r} must be [N] (flatten class probabilities first), got shape {v.shape}")
+        out[k] = v
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -247,6 +285,10 @@ class ClipLabeler:
         logit = sims[:, 0::2] - sims[:, 1::2]  # [N, A]
         prob = 1.0 / (1.0 + np.exp(-logit))
         return {a: prob[:, i] for i, a in enumerate(names)}
+
+    def label_with_embedding(self, images, ids=None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        emb = self.embed(images)
+        return self.scores_from_embeddings(emb), emb
 
     def __call__(self, images, ids=None) -> dict[str, np.ndarray]:
         return self.scores_from_embeddings(self.embed(images))

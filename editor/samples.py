@@ -213,12 +213,14 @@ class SampleCache:
 
 def _label(lab, img: torch.Tensor, seeds: np.ndarray) -> dict[str, np.ndarray]:
     """Scores (and, for labellers that can embed, the embeddings) of one batch."""
-    if hasattr(lab, "embed") and hasattr(lab, "scores_from_embeddings"):
-        emb = lab.embed(img)
-        out = dict(lab.scores_from_embeddings(emb))
-        out[EMBEDDING_KEY] = emb.astype(np.float32)
+    ids = [int(s) for s in seeds]
+    if hasattr(lab, "label_with_embedding"):
+        scores, emb = lab.label_with_embedding(img, ids)
+        out = {k: np.asarray(v, dtype=np.float32) for k, v in scores.items()}
+        if emb is not None:
+            out[EMBEDDING_KEY] = np.asarray(emb, dtype=np.float32)
         return out
-    return {k: np.asarray(v, dtype=np.float32) for k, v in lab(img, [int(s) for s in seeds]).items()}
+    return {k: np.asarray(v, dtype=np.float32) for k, v in lab(img, ids).items()}
 
 
 def _atomic_savez(path: Path, arrays: dict) -> None:

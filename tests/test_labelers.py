@@ -28,20 +28,34 @@ def test_stats_labeler_scores_known_images():
         lab(torch.zeros(2, 8, 8), [0, 1])
 
 
-def test_attribute_model_labeler_batches_a_callable():
+def test_attribute_model_labeler_batches_a_predictor():
     seen = []
 
     def predict(imgs):
         seen.append(imgs.shape)
-        assert imgs.dtype == np.uint8 and imgs.shape[-1] == 3
-        return {"smiling": imgs.mean(axis=(1, 2, 3)) / 255.0, "old": np.zeros(len(imgs))}
+        assert imgs.ndim == 4 and imgs.shape[1] == 3
+        return {"smiling": imgs.mean(dim=(1, 2, 3)).numpy(), "old": np.zeros(len(imgs))}, np.ones((len(imgs), 4))
 
     lab = AttributeModelLabeler(predict=predict, attributes=("smiling", "old"), batch_size=2)
     s = lab(_images(5), range(5))
     assert s["smiling"].shape == (5,) and len(seen) == 3
+    scores, emb = lab.label_with_embedding(_images(3), range(3))
+    assert emb.shape == (3, 4)
     bad = AttributeModelLabeler(predict=predict, attributes=("beard",))
     with pytest.raises(ValueError, match="no 'beard'"):
         bad(_images(2), range(2))
+
+
+def test_attribute_model_labeler_wraps_a_tiny_attribute_net():
+    from editor.attributes import AttributeNet, AttributeNetConfig
+
+    torch.manual_seed(0)
+    net = AttributeNet(AttributeNetConfig(input_size=32, widths=(4, 4, 4, 4, 4), spatial_channels=2, embed_dim=8)).eval()
+    lab = AttributeModelLabeler.from_model(net)
+    assert "smiling" in lab.attributes and "hair_color=blond" in lab.attributes and "age" in lab.attributes
+    scores, emb = lab.label_with_embedding(_images(3, size=24), range(3))
+    assert emb.shape == (3, 8) and scores["hair_color=blond"].shape == (3,)
+    assert np.all((scores["smiling"] >= 0) & (scores["smiling"] <= 1))
 
 
 @pytest.fixture(scope="module")
