@@ -566,22 +566,14 @@ class _Painter:
 
         return color
 
-    def draw(self):
-        p, g = self.p, self.g
-        self._back_hair()
-        self._body()
-        self._ears()
-        self._face()
-        self._wrinkles()
-        self._beard()
-        self._nose()
-        self._mouth()
-        self._eyes()
-        self._brows()
-        self._front_hair()
-        if p.eyeglasses:
-            self._glasses()
-        del g
+    PARTS = ("back_hair", "body", "ears", "face", "wrinkles", "beard", "nose", "mouth", "eyes", "brows",
+             "front_hair", "glasses")  # back to front
+
+    def draw(self, parts: Sequence[str] = PARTS):
+        for name in parts:
+            if name == "glasses" and not self.p.eyeglasses:
+                continue
+            getattr(self, "_" + name)()
 
     # -- parts
     def _face_sdf(self):
@@ -1040,6 +1032,20 @@ def render(seed_or_params, size: int = 64, framing: str = "portrait", supersampl
     if not 1 <= k <= 8:
         raise ValueError(f"supersample must be in [1, 8], got {supersample!r}")
     side = size * k
+    g, lm_head, head, body, unit = _layout(p, side, framing)
+    canvas = _Canvas(side, (0.0, 0.0, 0.0))
+    if framing == "portrait":
+        _backdrop(canvas, p, unit)
+    else:
+        _room(canvas, p, unit)
+    _Painter(canvas, p, g, head, body).draw()
+    image = canvas.downsample(k)
+    landmarks = (head.apply(lm_head) / k).astype(np.float32)  # [5, 2] output pixels
+    return ToonRender(image=image, attributes=attributes_of(p), landmarks=landmarks, params=p)
+
+
+def _layout(p: ToonParams, side: int, framing: str):
+    """Geometry, head-unit landmarks and the head / body / canvas transforms for a canvas of ``side`` pixels."""
     g = _geometry(p)
     lm_head = _head_landmarks(g)  # [5, 2] head units
     centre, crop, angle = _ffhq_quad(lm_head)
@@ -1054,15 +1060,21 @@ def render(seed_or_params, size: int = 64, framing: str = "portrait", supersampl
     body = align.then(to_px)
     head = align.then(roll).then(to_px)
     unit = _Affine(np.array([[side, 0.0, 0.0], [0.0, side, 0.0]]))
-    canvas = _Canvas(side, (0.0, 0.0, 0.0))
-    if framing == "portrait":
-        _backdrop(canvas, p, unit)
-    else:
-        _room(canvas, p, unit)
-    _Painter(canvas, p, g, head, body).draw()
-    image = canvas.downsample(k)
-    landmarks = (head.apply(lm_head) / k).astype(np.float32)  # [5, 2] output pixels
-    return ToonRender(image=image, attributes=attributes_of(p), landmarks=landmarks, params=p)
+    return g, lm_head, head, body, unit
+
+
+def _render_parts(seed_or_params, size: int, parts: Sequence[str], framing: str = "portrait",
+                  background=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """Draw only ``parts`` (names from ``_Painter.PARTS``) on a plain canvas without supersampling; returns float32
+    [size, size, 3]. For tests that check landmarks against drawn features."""
+    p = seed_or_params if isinstance(seed_or_params, ToonParams) else sample_params(seed_or_params)
+    unknown = set(parts) - set(_Painter.PARTS)
+    if unknown:
+        raise ValueError(f"unknown parts {sorted(unknown)}; known: {_Painter.PARTS}")
+    g, _, head, body, _ = _layout(p, size, framing)
+    canvas = _Canvas(size, background)
+    _Painter(canvas, p, g, head, body).draw(parts)
+    return canvas.img
 
 
 @dataclass(frozen=True)
