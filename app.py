@@ -28,8 +28,12 @@ from editor import service  # noqa: E402
 from editor.engine import EditState, Engine, EngineConfig  # noqa: E402
 from editor.recipe import recipe_to_state  # noqa: E402
 
+CSS = """
+#before-image img, #after-image img { width: 100%; height: 100%; object-fit: contain; }
+#model-notice blockquote { border-left: 4px solid #f59e0b; background: #fffbeb; padding: 0.4em 0.8em; }
+"""  # pass to launch(css=CSS): small generators' images fill their boxes; notices stand out
 SLIDER_LIMIT = 5.0  # UI sliders span +-5 sigma (the API accepts up to +-20)
-N_CANDIDATES = 8
+N_CANDIDATES = 6
 
 
 def _guard(fn: Callable) -> Callable:
@@ -75,8 +79,8 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
                     psi = gr.Slider(-1.0, 1.5, value=0.7, step=0.05, label="Truncation ψ", elem_id="psi")
                     with gr.Row():
                         sample_btn = gr.Button("Sample", variant="primary", elem_id="sample-btn")
-                        random_btn = gr.Button("🎲 Random", elem_id="random-btn")
-                    gallery = gr.Gallery(label="Candidates (click one)", columns=4, height=220, allow_preview=False,
+                        random_btn = gr.Button("Random seed", elem_id="random-btn")
+                    gallery = gr.Gallery(label="Candidates (click one)", columns=3, height="auto", allow_preview=False,
                                          elem_id="candidates")
                     more_btn = gr.Button("More candidates", size="sm")
                     candidate_seeds = gr.State([])
@@ -99,8 +103,14 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
                     after = gr.Image(label="After", interactive=False, format="png", height=320,
                                      elem_id="after-image")
                 status = gr.Markdown("", elem_id="status")
-                sliders = [gr.Slider(-SLIDER_LIMIT, SLIDER_LIMIT, value=0.0, step=0.1, label=f"{n} (σ)",
-                                     elem_id=f"slider-{n}") for n in names]
+                sliders = []
+                with gr.Row():  # two columns of sliders, in bank order
+                    for half in (names[0::2], names[1::2]):
+                        with gr.Column(min_width=240):
+                            sliders += [gr.Slider(-SLIDER_LIMIT, SLIDER_LIMIT, value=0.0, step=0.1, label=f"{n} (σ)",
+                                                  elem_id=f"slider-{n}") for n in half]
+                order = names[0::2] + names[1::2]
+                sliders = [sliders[order.index(n)] for n in names]
                 with gr.Row():
                     method = gr.Dropdown(methods, value="auto", label="Method", elem_id="method")
                     space = gr.Radio(["w", "w+"], value="w", label="Space (W: all layers, W+: a layer range)",
@@ -375,7 +385,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"model {card.source} ({engine.resolution} px), bank {engine.bank.bank_id} "
           f"({len(engine.bank.attributes)} sliders)")
     build_demo(engine, card, projector=None, concurrency=args.concurrency).launch(
-        server_name=args.host, server_port=args.port)
+        server_name=args.host, server_port=args.port, css=CSS)
 
 
 if __name__ == "__main__":

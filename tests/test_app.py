@@ -36,7 +36,7 @@ def client(engine, tmp_path_factory):
     card = service.ModelCard("tiny", "tiny random test generator", "none", "", ("a test notice",))
     demo = app.build_demo(engine, card)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=app.CSS)
     try:
         yield gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False,
                                    download_files=str(tmp_path_factory.mktemp("downloads")))
