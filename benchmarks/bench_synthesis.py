@@ -33,8 +33,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_synthesis(G, batch: int, device: torch.device, repeats: int, warmup: int, seed: int = 0) -> list[float]:
-    """Seconds per `G.synthesis` call for `repeats` timed calls on a fixed ws batch [batch, num_ws, w_dim]."""
+def time_synthesis(G, batch: int, device: torch.device, repeats: int, warmup: int,
+                   seed: int = 0) -> tuple[list[float], list[float]]:
+    """(wall seconds, process CPU seconds) per `G.synthesis` call for `repeats` timed calls on a fixed ws batch
+    [batch, num_ws, w_dim]. CPU seconds are less sensitive to other work on a shared machine than wall time."""
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn([batch, G.z_dim], generator=gen).to(device)  # [batch, z_dim]
     with torch.inference_mode():
@@ -42,15 +44,16 @@ def time_synthesis(G, batch: int, device: torch.device, repeats: int, warmup: in
         for _ in range(warmup):
             G.synthesis(ws, noise_mode="const")
         _sync(device)
-        times = []
+        times, cpu_times = [], []
         for _ in range(repeats):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             img = G.synthesis(ws, noise_mode="const")  # [batch, 3, H, W]
             _sync(device)
             times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
     if not torch.isfinite(img).all():
         raise RuntimeError("synthesis produced non-finite values")
-    return times
+    return times, cpu_times
 
 
 def machine_description(device: torch.device) -> str:
@@ -93,12 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in configs:
         G = load_generator(f"random:{name}", device=device)
         for batch in batches:
-            times = time_synthesis(G, batch, device, args.repeats, args.warmup)
+            times, cpu_times = time_synthesis(G, batch, device, args.repeats, args.warmup)
             median = statistics.median(times)
             results.append({
                 "config": name, "resolution": G.img_resolution, "batch": batch, "repeats": len(times),
                 "median_s": median, "min_s": min(times), "max_s": max(times),
                 "ms_per_image": 1000 * median / batch, "images_per_s": batch / median,
+                "cpu_s_median": statistics.median(cpu_times),
             })
             if not args.json:
                 print(f"  {name} batch {batch}: median {median:.3f} s", file=sys.stderr, flush=True)
@@ -117,11 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{info['date']} | {info['machine']} | torch {info['torch']} | {info['dtype']} | median of "
           f"{args.repeats} after {args.warmup} warm-up | 1-min load average {info['load_average_1min'][0]} before, "
           f"{info['load_average_1min'][1]} after (other work on the machine slows these numbers)")
-    print("| config | batch | median s/call | ms/image | images/s | min s | max s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| config | batch | median s/call | ms/image | images/s | min s | max s | CPU s/call |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['config']} | {r['batch']} | {r['median_s']:.3f} | {r['ms_per_image']:.1f} | "
-              f"{r['images_per_s']:.2f} | {r['min_s']:.3f} | {r['max_s']:.3f} |")
+              f"{r['images_per_s']:.2f} | {r['min_s']:.3f} | {r['max_s']:.3f} | {r['cpu_s_median']:.3f} |")
     return 0
 
 
