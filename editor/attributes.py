@@ -60,7 +60,8 @@ class AttributeNetConfig:
     """Shape of the network."""
 
     input_size: int = 64  # images are resized to this side
-    widths: tuple[int, ...] = (24, 32, 48, 80, 128)  # stem, then one residual block per stage
+    widths: tuple[int, ...] = (16, 24, 48, 96, 128)  # stem, then one residual block per stage
+    strides: tuple[int, ...] = (2, 2, 2, 2, 1)  # stride of the stem and of each block (product: input/final side)
     spatial_channels: int = 16  # channels of the flattened last feature map (keeps "where" for landmarks)
     embed_dim: int = 192  # penultimate feature size (the embedding)
 
@@ -69,6 +70,12 @@ class AttributeNetConfig:
             raise ValueError(f"input_size must be a multiple of 16 and >= 16, got {self.input_size}")
         if len(self.widths) < 2 or any(w < 1 for w in self.widths):
             raise ValueError(f"widths must list >= 2 positive channel counts, got {self.widths}")
+        if len(self.strides) != len(self.widths) or any(s not in (1, 2) for s in self.strides):
+            raise ValueError(f"strides must give 1 or 2 for the stem and each block ({len(self.widths)} values), "
+                             f"got {self.strides}")
+        if self.input_size % math.prod(self.strides):
+            raise ValueError(f"input_size {self.input_size} is not divisible by the total stride "
+                             f"{math.prod(self.strides)}")
 
 
 def _output_layout() -> list[tuple[str, str, int]]:
@@ -130,11 +137,10 @@ class AttributeNet(nn.Module):
     def __init__(self, config: AttributeNetConfig = AttributeNetConfig()):
         super().__init__()
         self.config = config
-        w = config.widths
-        self.stem = nn.Sequential(nn.Conv2d(3, w[0], 3, 2, 1, bias=False), nn.BatchNorm2d(w[0]), nn.ReLU())
-        blocks = [_Block(w[0], w[1], 1)] + [_Block(w[i], w[i + 1], 2) for i in range(1, len(w) - 1)]
-        self.blocks = nn.Sequential(*blocks)
-        self.final_side = config.input_size // 2 ** (len(w) - 1)  # 64 px -> 4
+        w, st = config.widths, config.strides
+        self.stem = nn.Sequential(nn.Conv2d(3, w[0], 3, st[0], 1, bias=False), nn.BatchNorm2d(w[0]), nn.ReLU())
+        self.blocks = nn.Sequential(*[_Block(w[i], w[i + 1], st[i + 1]) for i in range(len(w) - 1)])
+        self.final_side = config.input_size // math.prod(st)  # 64 px -> 4
         self.reduce = nn.Sequential(nn.Conv2d(w[-1], config.spatial_channels, 1, bias=False),
                                     nn.BatchNorm2d(config.spatial_channels), nn.ReLU())
         flat = w[-1] + config.spatial_channels * self.final_side ** 2
@@ -147,7 +153,7 @@ class AttributeNet(nn.Module):
         s = self.config.input_size
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != s or x.shape[3] != s:
             raise ValueError(f"AttributeNet.forward expects [N, 3, {s}, {s}] in [-1, 1], got {tuple(x.shape)}")
-        f = self.blocks(self.stem(x))  # [N, C, s/16, s/16]
+        f = self.blocks(self.stem(x))  # [N, C, final_side, final_side]
         pooled = f.mean(dim=(2, 3))  # [N, C]
         spatial = self.reduce(f).flatten(1)  # [N, spatial_channels * side^2]
         emb = self.embed(torch.cat([pooled, spatial], dim=1))  # [N, embed_dim]
@@ -311,6 +317,7 @@ def load_attribute_model(path=None, device="cpu") -> AttributeNet:
         raise ValueError(f"{path} is not a toon attribute checkpoint (format {meta.get('format')!r})")
     cfg = json.loads(meta["config"])
     cfg["widths"] = tuple(cfg["widths"])
+    cfg["strides"] = tuple(cfg.get("strides", ()))
     model = AttributeNet(AttributeNetConfig(**cfg))
     layout = [tuple(x) for x in json.loads(meta["layout"])]
     if layout != [tuple(x) for x in model.layout]:
@@ -358,30 +365,37 @@ class RenderedSet:
 
     @classmethod
     def render(cls, seeds: Sequence[int], size: int, workers: int = 1, cache: Path | None = None,
-               on_progress: Callable[[int, int], None] | None = None) -> "RenderedSet":
-        """Render ``seeds`` at ``size`` (in chunks, reporting progress), optionally cached as a .npz file."""
-        seeds = list(seeds)
-        if cache is not None and Path(cache).is_file():
-            with np.load(cache, allow_pickle=False) as z:
-                if z["seeds"].shape[0] == len(seeds) and np.array_equal(z["seeds"], np.asarray(seeds)):
-                    attrs = json.loads(str(z["attrs"]))
-                    return cls(z["images"], attrs, z["landmarks"])
+               on_progress: Callable[[int, int], None] | None = None, chunk: int = 2000) -> "RenderedSet":
+        """Render ``seeds`` at ``size`` in chunks, reporting progress. With ``cache`` (a folder) every chunk is
+        kept as a .npz named by renderer version, size and seed range, so an interrupted run resumes its rendering."""
+        seeds = [int(s) for s in seeds]
         images = np.empty((len(seeds), size, size, 3), np.uint8)
         lms = np.empty((len(seeds), len(LANDMARK_NAMES), 2), np.float32)
         attrs: list[dict] = []
-        chunk = 2000
         for i in range(0, len(seeds), chunk):
-            im, at, lm = toonfaces.render_batch(seeds[i:i + chunk], size=size, workers=workers)
-            images[i:i + len(at)] = im
-            lms[i:i + len(at)] = lm
+            part = seeds[i:i + chunk]
+            path = None
+            if cache is not None:
+                path = Path(cache) / (f"toons_v{toonfaces.RENDER_VERSION}_{size}px_{part[0]}-{part[-1]}"
+                                      f"_n{len(part)}.npz")
+            if path is not None and path.is_file():
+                with np.load(path, allow_pickle=False) as z:
+                    im, lm, at = z["images"], z["landmarks"], json.loads(str(z["attrs"]))
+                    ok = np.array_equal(z["seeds"], np.asarray(part))
+            else:
+                ok = False
+            if not ok:
+                im, at, lm = toonfaces.render_batch(part, size=size, workers=workers)
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_name(path.stem + ".tmp.npz")
+                    np.savez(tmp, seeds=np.asarray(part), images=im, landmarks=lm, attrs=json.dumps(at))
+                    tmp.replace(path)
+            images[i:i + len(part)] = im
+            lms[i:i + len(part)] = lm
             attrs.extend(at)
             if on_progress:
-                on_progress(i + len(at), len(seeds))
-        if cache is not None:
-            Path(cache).parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(str(cache) + ".tmp.npz")
-            np.savez(tmp, seeds=np.asarray(seeds), images=images, landmarks=lms, attrs=json.dumps(attrs))
-            tmp.replace(cache)
+                on_progress(i + len(part), len(seeds))
         return cls(images, attrs, lms)
 
     def batch(self, idx: np.ndarray) -> tuple[torch.Tensor, dict]:

@@ -25,10 +25,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--state", default="runs/train_attributes/state.pt",
                         help="training state for --resume (model, optimizer, step)")
     parser.add_argument("--resume", action="store_true", help="continue from --state if it exists")
-    parser.add_argument("--cache", default="runs/train_attributes",
-                        help="folder for the rendered training set (.npz), reused across runs")
+    parser.add_argument("--cache", default="runs/train_attributes/renders",
+                        help="folder for the rendered training set (.npz chunks), reused across runs ('' for none)")
     parser.add_argument("--workers", type=int, default=2, help="render processes (default 2)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: on a shared 2-core machine 2 threads ran 14x slower)")
     parser.add_argument("--eval-count", type=int, default=2000, help="held-out renders to evaluate on (default 2000)")
     parser.add_argument("--stop-after", type=int, default=None, help="stop after this many steps in this call")
     parser.add_argument("--metrics", default=None, help="write held-out metrics JSON here (default: next to --out)")
@@ -57,9 +58,7 @@ def run(args) -> int:
     cfg = TrainConfig(train_seeds=(start, stop), steps=args.steps, batch_size=args.batch, lr=args.lr,
                       seed=args.seed, warmup=min(200, max(1, args.steps // 10)), net=AttributeNetConfig())
     size = cfg.net.input_size
-    from editor.toonfaces import RENDER_VERSION
-
-    cache = Path(args.cache) / f"toons_v{RENDER_VERSION}_{size}px_{start}-{stop - 1}.npz"
+    cache = Path(args.cache) if args.cache else None
     t0 = time.time()
     with tqdm(total=stop - start, desc="render train set", unit="img") as bar:
         last = [0]
