@@ -12,6 +12,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_generator": ("editor.checkpoints", "load_generator"),
     "save_generator": ("editor.checkpoints", "save_generator"),
+    "load_network": ("editor.checkpoints", "load_network"),
+    "model_id": ("editor.checkpoints", "model_id"),
     "Generator": ("editor.stylegan2", "Generator"),
     "Discriminator": ("editor.stylegan2", "Discriminator"),
 }
