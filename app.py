@@ -66,6 +66,7 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
     with gr.Blocks(title="StyleGAN2 face editor", delete_cache=(3600, 7200)) as demo:
         state = gr.State(None)  # EditState of this user
         face_b = gr.State(None)  # Latent of the second face (interpolate / mix)
+        projection = gr.State(None)  # service.Projection of this user's uploaded photo
         gr.Markdown("# StyleGAN2 face editor")
         gr.Markdown(_notice_markdown(card, engine), elem_id="model-notice")
         if card.license_text:
@@ -92,6 +93,8 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
                     with gr.Row():
                         aligned = gr.Image(label="Aligned crop", interactive=False)
                         recon = gr.Image(label="Reconstruction", interactive=False)
+                    paste_btn = gr.Button("Paste the edited face back into the photo", interactive=False)
+                    pasted = gr.Image(label="Edited photo", interactive=False, format="png")
                 with gr.Tab("Open recipe"):
                     recipe_file = gr.File(label="PNG exported by the editor, latent .npz or recipe .json",
                                           file_types=[".png", ".npz", ".json"], elem_id="recipe-upload")
@@ -216,7 +219,14 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
             result = projector(img, lambda f, m: progress(f, desc=m))
             new = EditState.create(engine.latent_from_array(result.ws, origin="projected photo"))
             image = engine.render(new)
-            return (new, result.aligned, image, image, image, "Face: projected photo", *[0.0] * len(sliders))
+            return (new, result, gr.update(interactive=result.paste_back is not None), result.aligned, image,
+                    image, image, "Face: projected photo", *[0.0] * len(sliders))
+
+        @_guard
+        def on_paste(proj, *ctl):
+            if proj is None or proj.paste_back is None:
+                raise ValueError("project a photo first")
+            return proj.paste_back(engine.render(current(*ctl)))
 
         @_guard
         def on_face_b(sd, p):
@@ -273,8 +283,10 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
         recipe_file.upload(on_open, [recipe_file],
                            [state, before, after, status, method, space, preset, lo, hi, locks, *sliders],
                            api_visibility="private")
-        project_btn.click(on_project, [photo], [state, aligned, recon, before, after, status, *sliders],
+        project_btn.click(on_project, [photo],
+                          [state, projection, paste_btn, aligned, recon, before, after, status, *sliders],
                           api_visibility="private")
+        paste_btn.click(on_paste, [projection, *controls], pasted, api_visibility="private")
         b_btn.click(on_face_b, [seed_b, psi], [face_b, image_b], api_visibility="private")
         mix_btn.click(on_mix, [face_b, mix_preset, *controls], mixed, api_visibility="private")
         use_mix_btn.click(on_use_mix, [face_b, mix_preset, *controls], face_outputs, api_visibility="private")

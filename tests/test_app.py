@@ -142,3 +142,31 @@ def test_concurrent_clients(client, engine):
     assert not errors
     for i in range(4):
         assert np.array_equal(results[i], results[i + 4])
+
+
+def test_projector_seam(engine, tmp_path):
+    """A stand-in projector plugs into /project; the real one (align + project) has the same signature."""
+    target = engine.sample(9)
+
+    def fake_projector(photo, progress):
+        progress(0.5, "projecting")
+        return service.Projection(aligned=np.full((16, 16, 3), 128, np.uint8), ws=np.array(target.ws),
+                                  paste_back=lambda face: face)
+
+    demo = app.build_demo(engine, projector=fake_projector)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        c = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path))
+        photo = tmp_path / "photo.png"
+        Image.new("RGB", (40, 30), (200, 150, 120)).save(photo)
+        aligned_path, recon_path, recipe = c.predict(gradio_client.handle_file(str(photo)), api_name="/project")
+        assert Image.open(aligned_path).size == (16, 16)
+        state, _ = R.recipe_to_state(recipe, engine)
+        assert state.latent.key == target.key
+        bad = tmp_path / "bad.png"
+        bad.write_bytes(b"not an image")
+        with pytest.raises(Exception, match="not a readable image"):
+            c.predict(gradio_client.handle_file(str(bad)), api_name="/project")
+    finally:
+        demo.close()
