@@ -31,7 +31,7 @@ from editor.directions import ClassGaussian, ClassGaussians, Space, condition, g
     shrink_toward_mean
 
 FORMAT_VERSION = 1
-LINEAR_METHODS = ("meandiff", "logreg", "svm", "pca", "sefa")  # an edit adds alpha*sigma*n
+LINEAR_METHODS = ("meandiff", "logreg", "svm", "pca", "sefa", "lda")  # an edit adds alpha*sigma*n (lda: custom sliders)
 GAUSSIAN_METHODS = ("mahalanobis", "shrink")  # an edit is a walk that depends on the latent
 METHODS = LINEAR_METHODS + GAUSSIAN_METHODS
 
