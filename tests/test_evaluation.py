@@ -1,0 +1,117 @@
+"""The evaluation: metrics on synthetic sweeps with known answers, and the full path on a tiny random generator."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from editor import evaluation as E
+from editor.bank import BankEntry
+from editor.checkpoints import load_generator
+from editor.directions import Space
+from editor.labelers import ImageStatsLabeler
+
+
+def test_kid_is_near_zero_for_same_distribution_and_grows_with_shift():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(200, 8)), rng.normal(size=(200, 8))
+    assert abs(E.kid(a, b)) < 0.05
+    assert E.kid(a, b + 1.0) > 0.5
+    with pytest.raises(ValueError, match="same d"):
+        E.kid(a, b[:, :4])
+
+
+def _fake_ctx(pop_std):
+    cfg = E.EvalConfig(n_seeds=4, n_reference=4, alphas=(-2.0, -1.0, 0.0, 1.0, 2.0))
+    return E.EvalContext(G=None, judge=None, config=cfg, seeds=np.arange(4), z=np.zeros((4, 2)), ws=np.zeros((4, 1, 2)),
+                         base={}, base_embedding=None, reference_embedding=None, pop_std=pop_std,
+                         w_gaussian=None)
+
+
+def _sweep(scores, attribute="smile", method="svm", space="w", locked=()):
+    alphas = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
+    return E.Sweep(name=f"{attribute}/{method}/{space}", attribute=attribute, method=method, space=space,
+                   locked=locked, alphas=alphas, scores=scores, kid=None, disc=None,
+                   latent_distance=np.abs(alphas) + 3.0)
+
+
+def test_summary_slopes_leakage_flips_identity_and_partners():
+    alphas = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])[:, None]
+    n = 4
+    base = np.array([0.1, 0.2, 0.3, 0.9])
+    scores = {
+        "smile": np.clip(base + 0.2 * alphas, 0, 1),  # target; probability-like
+        "smiling": np.clip(base + 0.2 * alphas, 0, 1),  # same concept: excluded from leakage
+        "mouth_open": 0.05 * alphas + np.zeros((1, n)),  # a correlated partner moving a little
+        "jaw": np.zeros((5, n)),  # identity: unchanged
+    }
+    ctx = _fake_ctx({"smile": 0.1, "smiling": 0.1, "mouth_open": 0.1, "jaw": 0.1})
+    s = E.summarize_sweep(_sweep(scores), ctx, identity=("jaw",), same_concept=(("smile", "smiling"),),
+                          pairs=(("smile", "mouth_open"),))
+    # 0.2 per sigma / 0.1 std = 2, less where the scores clip at 0 or 1: per-seed slopes 1.3, 1.6, 1.8, 1.3.
+    assert s["target_slope"] == pytest.approx(1.5)
+    assert s["slopes"]["mouth_open"] == pytest.approx(0.5)
+    # leakage = rms(others) / |target|: others are mouth_open (0.5) and jaw (0).
+    assert s["leakage"] == pytest.approx(np.sqrt((0.25 + 0) / 2) / s["target_slope"], rel=1e-6)
+    assert s["identity_change"] == 0.0
+    assert s["partner_slopes"] == {"mouth_open": pytest.approx(0.5)}
+    # flips at +2: the three below 0.5 at alpha 0 reach 0.5, 0.6, 0.7: all cross; at -2 the one above stays at 0.5.
+    assert s["flip_rate"]["+2"] == 1.0 and s["flip_rate"]["-2"] == 0.0
+
+
+def test_assess_claims_reads_paired_summaries():
+    def summ(attr, method, space, leak, locked=(), slopes=None):
+        return {"name": f"{attr}/{method}/{space}", "attribute": attr, "method": method, "space": space,
+                "locked": list(locked), "leakage": leak, "leakage_se": 0.01, "alphas": [-4, -1, 0, 1, 4],
+                "latent_distance": [9, 5, 4, 5, 9], "kid": [0.5, 0.1, 0.0, 0.1, 0.6], "disc": None,
+                "target_slope": 1.0, "slopes": slopes or {}}
+
+    sums = []
+    for a in ("x", "y", "z"):
+        sums += [summ(a, "svm", "w", 0.2), summ(a, "svm", "z", 0.5), summ(a, "meandiff", "w", 0.4),
+                 summ(a, "logreg", "w", 0.1), summ(a, "mahalanobis", "w", 0.6)]
+    sums += [summ("x", "svm", "w", 0.2, locked=("q",), slopes={"q": 0.0}), ]
+    sums[0]["slopes"] = {"q": 0.4}
+    claims = {c["claim"]: c for c in E.assess_claims(sums)}
+    assert claims["W is more disentangled than Z (svm directions)"]["verdict"] == "holds"
+    assert claims["logreg directions are cleaner than the mean difference (W)"]["verdict"] == "holds"
+    assert claims["the Mahalanobis walk is cleaner than the linear svm direction (W)"]["verdict"] == "does not hold"
+    assert claims["extreme alpha leaves the data manifold"]["verdict"] == "holds"
+    assert claims["locking a correlated attribute keeps it from changing (conditional editing)"]["verdict"] == "holds"
+
+
+def test_full_path_on_tiny_random_generator(tmp_path):
+    torch.manual_seed(0)
+    G = load_generator("random:small")
+    rng = np.random.default_rng(0)
+
+    def entry(attr, method, space, dim):
+        return BankEntry(attr, method, Space.parse(space), rng.normal(size=dim), sigma=1.0)
+
+    judge = ImageStatsLabeler(attributes=("brightness", "redness", "contrast"))
+
+    class EmbeddingJudge:  # gives embeddings so KID is exercised
+        name, attributes = "emb", judge.attributes
+
+        def label_with_embedding(self, images, ids):
+            return judge(images, ids), images.flatten(1)[:, :16].numpy()
+
+    cfg = E.EvalConfig(n_seeds=3, n_reference=3, alphas=(-2.0, 0.0, 2.0), n_w_fit=64, batch=8)
+    ctx = E.prepare_context(G, EmbeddingJudge(), cfg)
+    assert set(ctx.base) == {"brightness", "redness", "contrast"} and ctx.reference_embedding.shape == (3, 16)
+    entries = [entry("brightness", "svm", "w", G.w_dim), entry("brightness", "svm", "z", G.z_dim),
+               entry("redness", "svm", "w+:0-3", G.w_dim)]
+    sweeps = [E.run_sweep(ctx, e) for e in entries]
+    sweeps.append(E.run_sweep(ctx, entries[0], locked=[entries[2]]))
+    assert sweeps[0].strip.shape == (3, 32, 32, 3) and sweeps[0].kid.shape == (3,)
+    assert sweeps[0].kid[1] == pytest.approx(E.kid(ctx.base_embedding, ctx.reference_embedding))
+    sums = [E.summarize_sweep(s, ctx, n_boot=10) for s in sweeps]
+    claims = E.assess_claims(sums)
+    md = E.write_report(tmp_path / "rep", sums, claims, sweeps, {"model": "random:small"})
+    text = md.read_text()
+    assert "W is more disentangled than Z" in text and "![" in text
+    for f in ("target_curves.png", "leakage.png", "entanglement_matrix.png", "realism.png", "strip_brightness.png"):
+        assert (tmp_path / "rep" / f).is_file()
+    data = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert len(data["summaries"]) == 4
