@@ -344,6 +344,8 @@ class TrainConfig:
     warmup: int = 200  # warm-up steps
     seed: int = 0  # model init, batch order and augmentation
     augment: bool = True  # photometric jitter, blur, noise (labels and landmarks unchanged)
+    geometric: float = 0.5  # share of each batch zoomed/shifted/rotated (landmarks follow), so the landmark head
+    #                         localises features in off-centre crops (the photo aligner searches with it)
     net: AttributeNetConfig = AttributeNetConfig()
 
     def __post_init__(self):
@@ -425,6 +427,31 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x.clamp(-1.0, 1.0)
 
 
+def _augment_geometric(x: torch.Tensor, lm: torch.Tensor, share: float, gen: torch.Generator):
+    """Zoom (0.8-1.25), shift (+-10 % of the side) and rotate (+-15 deg) a random ``share`` of the batch.
+    x: [B, 3, S, S]; lm: [B, 10] landmarks in units of the side. Returns both transformed."""
+    b = x.shape[0]
+    pick = torch.rand(b, generator=gen) < share
+    if not pick.any():
+        return x, lm
+    k = int(pick.sum())
+    zoom = torch.exp((torch.rand(k, generator=gen) * 2 - 1) * math.log(1.25))  # output magnification
+    ang = (torch.rand(k, generator=gen) * 2 - 1) * math.radians(15.0)
+    shift = (torch.rand(k, 2, generator=gen) * 2 - 1) * 0.2  # normalised units ([-1, 1] spans the side)
+    cos, sin = torch.cos(ang) / zoom, torch.sin(ang) / zoom
+    a = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)  # [k, 2, 2] out -> in
+    theta = torch.cat([a, shift[:, :, None]], 2)  # [k, 2, 3]
+    grid = F.affine_grid(theta, (k, 3, x.shape[2], x.shape[3]), align_corners=False)
+    x = x.clone()
+    x[pick] = F.grid_sample(x[pick], grid, mode="bilinear", padding_mode="border", align_corners=False)
+    # landmarks: in = A out + t  =>  out = A^-1 (in - t); normalised coordinates n = 2 l - 1 (pixel edges at +-1)
+    pts = lm[pick].reshape(k, -1, 2) * 2 - 1  # [k, 5, 2]
+    out = torch.linalg.solve(a[:, None], (pts - shift[:, None, :])[..., None])[..., 0]
+    lm = lm.clone()
+    lm[pick] = ((out + 1) * 0.5).reshape(k, -1)
+    return x, lm
+
+
 def _lr_at(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -473,8 +500,10 @@ def train_attribute_model(cfg: TrainConfig, data: RenderedSet, state_path=None, 
         rng = np.random.default_rng([cfg.seed, step])
         idx = rng.integers(0, n, cfg.batch_size)
         x, t = data.batch(idx)
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        if cfg.geometric > 0:
+            x, t["landmarks"] = _augment_geometric(x, t["landmarks"], cfg.geometric, gen)
         if cfg.augment:
-            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
             x = _augment(x, gen)
         x = x.to(device)
         t = {k: v.to(device) for k, v in t.items()}

@@ -177,3 +177,19 @@ def test_bundled_checkpoint_if_present():
     # any input size: a 128 px render gives landmarks in 128 px coordinates
     big, _, lms_big = render_batch([A.HELD_OUT_SEED_START], 128)
     assert np.abs(model.predict(big).landmarks.numpy() - lms_big).max() < 128 * 0.1
+
+
+def test_geometric_augmentation_moves_landmarks_with_the_pixels():
+    """A blob drawn at a landmark is found at the transformed landmark after zoom/shift/rotation."""
+    s = 64
+    lm = torch.tensor([[0.3, 0.4, 0.7, 0.4, 0.5, 0.6, 0.35, 0.75, 0.65, 0.75]] * 3)  # [3, 10] units of the side
+    yy, xx = torch.meshgrid(torch.arange(s) + 0.5, torch.arange(s) + 0.5, indexing="ij")
+    blob = torch.exp(-((xx - 0.3 * s) ** 2 + (yy - 0.4 * s) ** 2) / 4.0)  # at landmark 0
+    x = blob.expand(3, 3, s, s).clone() * 2 - 1
+    x2, lm2 = A._augment_geometric(x, lm, 1.0, torch.Generator().manual_seed(5))
+    assert not torch.allclose(lm2, lm)
+    for i in range(3):
+        w = (x2[i, 0] + 1).clamp(min=0)
+        w = w * (w > 0.3 * w.max())
+        cx, cy = float((w * xx).sum() / w.sum()), float((w * yy).sum() / w.sum())
+        assert abs(cx - lm2[i, 0] * s) < 0.6 and abs(cy - lm2[i, 1] * s) < 0.6
