@@ -24,6 +24,7 @@ import copy
 import hashlib
 import io
 import json
+import math
 import os
 import pickle
 import socket
@@ -310,6 +311,86 @@ def _int_tuple(x: Any) -> bool:
     return isinstance(x, (tuple, torch.Size)) and all(isinstance(v, int) and v >= 0 for v in x)
 
 
+class _NDArrayClass:
+    """Stand-in for `numpy.ndarray` as the class argument of `numpy.core.multiarray._reconstruct`."""
+
+
+class _NDArray:
+    """Stand-in for a pickled numpy array: BUILD(state) fills `array` from raw bytes (numeric dtypes only)."""
+
+    __slots__ = ("array",)
+
+    def __init__(self):
+        self.array = None
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) != 5:
+            raise UnsafePickleError("unexpected numpy array state")
+        _, shape, dtype, fortran, raw = state
+        if isinstance(raw, str):
+            raw = raw.encode("latin-1")
+        if not _int_tuple(tuple(shape) if isinstance(shape, list) else shape) or not isinstance(dtype, _DTypeSpec) \
+                or not isinstance(raw, bytes):
+            raise UnsafePickleError("numpy array with unexpected shape, dtype or data")
+        count = int(np.prod(shape)) if len(shape) else 1
+        if len(raw) != count * dtype.dtype.itemsize:
+            raise CheckpointError(f"numpy array of shape {tuple(shape)} has {len(raw)} bytes of data")
+        array = np.frombuffer(raw, dtype=dtype.dtype).reshape(tuple(shape), order="F" if fortran else "C")
+        self.array = np.array(array, dtype=dtype.dtype.newbyteorder("="), order="C")  # a writable copy
+
+
+def _ndarray_reconstruct(cls: Any, shape: Any = (0,), typecode: Any = b"b") -> _NDArray:
+    """Stand-in for `numpy.core.multiarray._reconstruct(numpy.ndarray, (0,), b'b')`."""
+    if cls is not _NDArrayClass:
+        raise UnsafePickleError(f"numpy _reconstruct of {getattr(cls, '__name__', type(cls).__name__)}")
+    return _NDArray()
+
+
+def _codecs_encode(text: Any, encoding: Any = "utf-8") -> bytes:
+    """Stand-in for `_codecs.encode(text, 'latin1')`, how protocol 2 writes bytes from Python 3."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafePickleError("_codecs.encode is only allowed as latin-1 text-to-bytes")
+    return text.encode("latin-1")
+
+
+class TFNetwork:
+    """Inert stand-in for an old TensorFlow StyleGAN `dnnlib.tflib.network.Network` (its build source is text)."""
+
+    __slots__ = ("name", "static_kwargs", "components", "variables", "build_module_src", "version")
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, dict) or state.get("version") not in (2, 3, 4, 5):
+            raise UnsafePickleError("unexpected TensorFlow network state")
+        self.version = state["version"]
+        self.name = str(state.get("name"))
+        self.static_kwargs = dict(state.get("static_kwargs") or {})
+        self.components = dict(state.get("components") or {})
+        self.build_module_src = state.get("build_module_src")
+        variables = state.get("variables") or []
+        if not isinstance(variables, list) or not all(
+                isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], str) and isinstance(v[1], _NDArray)
+                for v in variables):
+            raise UnsafePickleError(f"TensorFlow network {self.name!r}: variables are not (name, array) pairs")
+        self.variables = [(name, value.array) for name, value in variables]
+        if not all(isinstance(c, TFNetwork) for c in self.components.values()):
+            raise UnsafePickleError(f"TensorFlow network {self.name!r}: a component is not a network")
+
+    def params(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """All variables by TF name, components prefixed with their key ('mapping/Dense0/weight', ...)."""
+        out = {prefix + name: value for name, value in self.variables}
+        for key, component in self.components.items():
+            out.update(component.params(f"{prefix}{key}/"))
+        return out
+
+    def all_static_kwargs(self) -> dict[str, Any]:
+        """Static keyword arguments of the components, overridden by this network's own."""
+        out: dict[str, Any] = {}
+        for component in self.components.values():
+            out.update(component.all_static_kwargs())
+        out.update(self.static_kwargs)
+        return out
+
+
 # Every global a reference pickle may name, mapped to the function or class used instead of the real one.
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
@@ -324,9 +405,15 @@ _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy", "dtype"): _DTypeSpec,
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
+    # Old TensorFlow StyleGAN pickles: networks and the numpy arrays holding their variables.
+    ("dnnlib.tflib.network", "Network"): TFNetwork,
+    ("numpy.core.multiarray", "_reconstruct"): _ndarray_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _ndarray_reconstruct,
+    ("numpy", "ndarray"): _NDArrayClass,
+    ("_codecs", "encode"): _codecs_encode,
 }
 # Objects a BUILD opcode may set state on (everything else refuses: no __setstate__ of foreign types runs).
-_BUILDABLE = (PersistentObject, _EasyDict, _DTypeSpec, collections.OrderedDict)
+_BUILDABLE = (PersistentObject, _EasyDict, _DTypeSpec, collections.OrderedDict, _NDArray, TFNetwork)
 
 
 class _RestrictedUnpickler(pickle._Unpickler):
@@ -337,10 +424,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
             module = "builtins"
         target = _ALLOWED_GLOBALS.get((module, name))
         if target is None:
-            hint = ""
-            if module.startswith("dnnlib.tflib"):
-                hint = " (this looks like an old TensorFlow StyleGAN pickle, which is not supported)"
-            raise UnsafePickleError(f"refused to load global {module}.{name}: not on the allow-list{hint}")
+            raise UnsafePickleError(f"refused to load global {module}.{name}: not on the allow-list")
         return target
 
     def persistent_load(self, pid: Any) -> Any:
@@ -377,8 +461,8 @@ def read_reference_pickle(path: str | os.PathLike) -> dict[str, Any]:
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
             UnicodeDecodeError, MemoryError, OverflowError, struct.error) as exc:
         raise CheckpointError(f"{path}: corrupt or truncated network pickle ({type(exc).__name__}: {exc})") from None
-    if isinstance(data, tuple):
-        raise CheckpointError(f"{path}: a tuple pickle (old TensorFlow StyleGAN format?) is not supported")
+    if isinstance(data, tuple) and len(data) == 3 and all(isinstance(v, TFNetwork) for v in data):
+        return {"G": data[0], "D": data[1], "G_ema": data[2]}  # TensorFlow StyleGAN (G, D, Gs)
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a dict of networks, found {type(data).__name__}")
     return data
@@ -466,6 +550,92 @@ def _normalize_generator_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
             synthesis.pop(key, None)
         kwargs["synthesis_kwargs"] = synthesis
     return kwargs
+
+
+# Old TensorFlow StyleGAN2 generators (public name mapping; see the fixture README)
+
+_TF_IGNORED = ("lod", "synthesis/lod")  # progressive-growing leftovers with no counterpart
+
+
+def _tf_generator_kwargs(net: TFNetwork) -> dict[str, Any]:
+    """Constructor arguments of the equivalent Generator, from the TF networks' static kwargs (TF defaults)."""
+    kw = net.all_static_kwargs()
+
+    def get(name: str, default: Any) -> Any:
+        value = kw.get(name, default)
+        return default if value is None else value
+
+    if get("label_size", 0):
+        raise CheckpointError("conditional TensorFlow generators (label_size > 0) are not supported")
+    if get("fmap_decay", 1.0) != 1.0 or get("fmap_min", 1) != 1:
+        raise CheckpointError("TensorFlow generator with fmap_decay != 1 or fmap_min != 1 is not supported")
+    if get("architecture", "skip") != "skip" or not get("normalize_latents", True):
+        raise CheckpointError("only 'skip' TensorFlow generators with normalized latents are supported")
+    w_dim = int(get("dlatent_size", 512))
+    return _plain({
+        "z_dim": int(get("latent_size", 512)), "c_dim": 0, "w_dim": w_dim,
+        "img_resolution": int(get("resolution", 1024)), "img_channels": int(get("num_channels", 3)),
+        "mapping_kwargs": {"num_layers": int(get("mapping_layers", 8)),
+                           "layer_features": int(get("mapping_fmaps", w_dim)),
+                           "activation": get("mapping_nonlinearity", "lrelu"),
+                           "lr_multiplier": float(get("mapping_lrmul", 0.01)),
+                           "w_avg_beta": float(get("dlatent_avg_beta", 0.995))},
+        "synthesis_kwargs": {"channel_base": int(get("fmap_base", 16 << 10)) * 2,
+                             "channel_max": int(get("fmap_max", 512)), "num_fp16_res": 0, "conv_clamp": None,
+                             "resample_filter": list(get("resample_kernel", [1, 3, 3, 1])),
+                             "use_noise": True, "activation": get("nonlinearity", "lrelu")},
+    })
+
+
+def _tf_generator_state(net: TFNetwork, template: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Reference-named state dict from TF variables; `template` (a freshly built network's state dict) supplies the
+    constant resample filters TF computes instead of storing, and the list of names to fill."""
+    params = net.params()
+    used: set[str] = set()
+
+    def take(name: str, transform=None) -> torch.Tensor:
+        if name not in params:
+            raise CheckpointError(f"TensorFlow generator has no variable {name!r}")
+        used.add(name)
+        value = params[name] if transform is None else transform(params[name])
+        return torch.from_numpy(np.array(value, dtype=np.float32, order="C"))  # a copy; keeps 0-d shapes
+
+    def conv_weight(flip: bool):  # HWIO -> OIHW, optionally flipped on both kernel axes (Conv0_up)
+        return lambda a: (a[::-1, ::-1] if flip else a).transpose(3, 2, 0, 1)
+
+    state: dict[str, torch.Tensor] = {"mapping.w_avg": take("dlatent_avg")}
+    num_layers = sum(1 for k in template if k.startswith("mapping.fc") and k.endswith(".weight"))
+    for i in range(num_layers):
+        state[f"mapping.fc{i}.weight"] = take(f"mapping/Dense{i}/weight", np.transpose)
+        state[f"mapping.fc{i}.bias"] = take(f"mapping/Dense{i}/bias")
+
+    def layer(dst: str, src: str, flip: bool = False, noise: int | None = None) -> None:
+        state[f"{dst}.weight"] = take(f"{src}/weight", conv_weight(flip))
+        state[f"{dst}.affine.weight"] = take(f"{src}/mod_weight", np.transpose)
+        state[f"{dst}.affine.bias"] = take(f"{src}/mod_bias", lambda a: a + 1)  # TF adds 1 at run time
+        state[f"{dst}.bias"] = take(f"{src}/bias")
+        if noise is not None and f"{dst}.noise_const" in template:
+            state[f"{dst}.noise_strength"] = take(f"{src}/noise_strength")
+            state[f"{dst}.noise_const"] = take(f"synthesis/noise{noise}", lambda a: a[0, 0])  # [1,1,R,R] -> [R,R]
+
+    resolutions = sorted({int(k.split(".")[1][1:]) for k in template if k.startswith("synthesis.b")})
+    for res in resolutions:
+        src, dst = f"synthesis/{res}x{res}", f"synthesis.b{res}"
+        log2 = int(math.log2(res))
+        if res == 4:
+            state[f"{dst}.const"] = take(f"{src}/Const/const", lambda a: a[0])  # [1,C,4,4] -> [C,4,4]
+            layer(f"{dst}.conv1", f"{src}/Conv", noise=0)
+        else:
+            layer(f"{dst}.conv0", f"{src}/Conv0_up", flip=True, noise=2 * log2 - 5)
+            layer(f"{dst}.conv1", f"{src}/Conv1", noise=2 * log2 - 4)
+        layer(f"{dst}.torgb", f"{src}/ToRGB")
+    for key, value in template.items():
+        if key.endswith("resample_filter") and key not in state:
+            state[key] = value.clone()
+    leftover = sorted(set(params) - used - set(_TF_IGNORED))
+    if leftover:
+        raise CheckpointError(f"TensorFlow generator variables with no counterpart: {', '.join(leftover[:5])}")
+    return state
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -898,9 +1068,15 @@ def load_network(source: str | os.PathLike, kind: str = "G_ema", device: str | t
     elif fmt == "pickle":
         data = read_reference_pickle(path)
         if kind not in data:
-            nets = [k for k, v in data.items() if isinstance(v, PersistentObject)]
+            nets = [k for k, v in data.items() if isinstance(v, (PersistentObject, TFNetwork))]
             raise CheckpointError(f"{path}: no {kind!r} network in this pickle (it holds {nets})")
         obj = data[kind]
+        if isinstance(obj, TFNetwork):
+            if kind == "D":
+                raise CheckpointError(f"{path}: converting TensorFlow discriminators is not supported")
+            init_kwargs = _tf_generator_kwargs(obj)
+            template = _build("Generator", init_kwargs).state_dict()
+            return _assemble("Generator", init_kwargs, _tf_generator_state(obj, template), str(path), device)
         if not isinstance(obj, PersistentObject):
             raise CheckpointError(f"{path}: {kind!r} is a {type(obj).__name__}, not a network")
         class_name = obj.class_name

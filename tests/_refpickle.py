@@ -154,3 +154,98 @@ def write_exploit_pickle(path: str | Path, func, *args, wrap_in: dict[str, torch
 def numpy_scalar(value: float) -> np.float64:
     """A numpy scalar, pickled with the `numpy.*.multiarray.scalar` and `numpy.dtype` globals."""
     return np.float64(value)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Old TensorFlow StyleGAN2 pickles: a tuple (G, D, Gs) of dnnlib.tflib.network.Network objects whose state holds
+# static kwargs, the build module source (text), components and variables as (TF name, numpy array) pairs.
+
+
+@contextlib.contextmanager
+def tf_modules():
+    """Temporarily register `dnnlib.tflib.network.Network` so pickle can name it."""
+    names = ["dnnlib", "dnnlib.tflib", "dnnlib.tflib.network"]
+    saved = {n: sys.modules.get(n) for n in names}
+    dnnlib, tflib, network = (types.ModuleType(n) for n in names)
+
+    class Network:
+        def __init__(self, state: dict):
+            self._state = state
+
+        def __getstate__(self):
+            return self._state
+
+    Network.__module__ = "dnnlib.tflib.network"
+    Network.__qualname__ = "Network"
+    network.Network = Network
+    dnnlib.tflib, tflib.network = tflib, network
+    sys.modules.update(dict(zip(names, (dnnlib, tflib, network))))
+    try:
+        yield Network
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+
+
+def tf_variables(G: torch.nn.Module) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """The TF StyleGAN2 variables equivalent to generator G (inverse of the public name mapping), per network."""
+    sd = {k: v.detach().cpu().numpy() for k, v in G.state_dict().items()}
+    mapping = []
+    i = 0
+    while f"mapping.fc{i}.weight" in sd:
+        mapping += [(f"Dense{i}/weight", sd[f"mapping.fc{i}.weight"].T.copy()), (f"Dense{i}/bias", sd[f"mapping.fc{i}.bias"])]
+        i += 1
+    synthesis, noise = [], []
+
+    def layer(dst: str, src: str, flip: bool = False, noise_idx: int | None = None):
+        w = sd[f"{dst}.weight"].transpose(2, 3, 1, 0)  # OIHW -> HWIO
+        if flip:
+            w = w[::-1, ::-1]
+        synthesis.extend([(f"{src}/weight", w.copy()), (f"{src}/mod_weight", sd[f"{dst}.affine.weight"].T.copy()),
+                          (f"{src}/mod_bias", sd[f"{dst}.affine.bias"] - 1), (f"{src}/bias", sd[f"{dst}.bias"])])
+        if noise_idx is not None:
+            synthesis.append((f"{src}/noise_strength", sd[f"{dst}.noise_strength"]))
+            noise.append((f"noise{noise_idx}", sd[f"{dst}.noise_const"][None, None].copy()))
+
+    res = 4
+    while f"synthesis.b{res}.torgb.weight" in sd:
+        src, dst, log2 = f"{res}x{res}", f"synthesis.b{res}", int(np.log2(res))
+        if res == 4:
+            synthesis.append((f"{src}/Const/const", sd[f"{dst}.const"][None].copy()))
+            layer(f"{dst}.conv1", f"{src}/Conv", noise_idx=0)
+        else:
+            layer(f"{dst}.conv0", f"{src}/Conv0_up", flip=True, noise_idx=2 * log2 - 5)
+            layer(f"{dst}.conv1", f"{src}/Conv1", noise_idx=2 * log2 - 4)
+        layer(f"{dst}.torgb", f"{src}/ToRGB")
+        res *= 2
+    return {"Gs": [("dlatent_avg", sd["mapping.w_avg"])], "mapping": mapping, "synthesis": synthesis + noise}
+
+
+def write_tf_pickle(path: str | Path, G: torch.nn.Module, *, build_module_src: str = GOOD_MODULE_SRC,
+                    static_kwargs: dict | None = None) -> Path:
+    """A TF-format (G, D, Gs) pickle whose Gs (and G) hold generator G's weights under TF variable names."""
+    path = Path(path)
+    kw = G.init_kwargs
+    syn = kw["synthesis_kwargs"]
+    top = {"num_channels": kw["img_channels"], "resolution": kw["img_resolution"], "label_size": 0,
+           "latent_size": kw["z_dim"], "dlatent_size": kw["w_dim"],
+           "mapping_layers": kw["mapping_kwargs"].get("num_layers", 8),
+           "fmap_base": syn.get("channel_base", 32768) // 2, "fmap_max": syn.get("channel_max", 512)}
+    top.update(static_kwargs or {})
+    variables = tf_variables(G)
+    with tf_modules() as Network:
+        def net(name, variables, components=None, static=None):
+            return Network({"version": 4, "name": name, "static_kwargs": static or {}, "components": components or {},
+                            "build_module_src": build_module_src, "build_func_name": name, "variables": variables})
+
+        def generator(name):
+            return net(name, variables["Gs"], {"mapping": net("G_mapping", variables["mapping"]),
+                                               "synthesis": net("G_synthesis", variables["synthesis"])}, top)
+
+        D = net("D", [("4x4/Dense0/weight", np.zeros((4, 4), np.float32))], static={"resolution": 32})
+        with open(path, "wb") as f:
+            pickle.dump((generator("G"), D, generator("Gs")), f, protocol=3)
+    return path

@@ -258,7 +258,7 @@ def test_forbidden_globals_are_refused_without_side_effects(tmp_path, small_G, f
 
 @pytest.mark.parametrize("module,name", [
     ("torch", "load"), ("collections", "namedtuple"), ("torch_utils.persistence", "import_hook"),
-    ("builtins", "getattr"), ("numpy.core.multiarray", "_reconstruct"), ("dnnlib.tflib.network", "Network"),
+    ("builtins", "getattr"), ("numpy", "load"), ("dnnlib.tflib.tfutil", "run"), ("copyreg", "_reconstructor"),
 ])
 def test_any_global_outside_the_allow_list_is_refused(tmp_path, module, name):
     path = tmp_path / "global.pkl"
@@ -571,3 +571,53 @@ def test_pickle_from_hf_cache_is_read_safely(tmp_path, monkeypatch, small_G):
 def test_pickle_module_is_plain_python():
     # The restricted reader relies on the pure-Python unpickler's dispatch table.
     assert pickle.BUILD[0] in ck._RestrictedUnpickler.dispatch
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Old TensorFlow StyleGAN2 pickles
+
+
+def test_tf_pickle_converts_to_the_same_tensors(tmp_path, small_G):
+    marker = tmp_path / "pwned"
+    path = rp.write_tf_pickle(tmp_path / "tf.pkl", small_G,
+                              build_module_src=f"import os\nos.system('touch {marker}')\n")
+    G = ck.load_generator(path)
+    _same_state(G, small_G)
+    assert G.init_kwargs["synthesis_kwargs"]["conv_clamp"] is None  # TF models had no clamp
+    _same_state(ck.load_network(path, kind="G"), small_G)
+    with pytest.raises(ck.CheckpointError, match="TensorFlow discriminators"):
+        ck.load_network(path, kind="D")
+    assert not marker.exists() and "dnnlib" not in sys.modules
+
+
+def test_tf_conv0_up_kernels_are_flipped(tmp_path, small_G):
+    path = rp.write_tf_pickle(tmp_path / "tf.pkl", small_G)
+    params = ck.read_reference_pickle(path)["G_ema"].params()
+    tf_w = params["synthesis/8x8/Conv0_up/weight"]  # [kh, kw, in, out]
+    ours = small_G.synthesis.b8.conv0.weight.numpy()  # [out, in, kh, kw]
+    assert np.array_equal(ours[:, :, 0, 0], tf_w[2, 2].T)
+    assert np.array_equal(small_G.synthesis.b8.conv1.weight.numpy()[:, :, 0, 0], params["synthesis/8x8/Conv1/weight"][0, 0].T)
+
+
+def test_tf_pickle_with_unknown_variables_or_labels_is_refused(tmp_path, small_G):
+    path = rp.write_tf_pickle(tmp_path / "cond.pkl", small_G, static_kwargs={"label_size": 10})
+    with pytest.raises(ck.CheckpointError, match="conditional"):
+        ck.load_generator(path)
+    path = rp.write_tf_pickle(tmp_path / "wide.pkl", small_G, static_kwargs={"fmap_max": 64})
+    with pytest.raises(ck.CheckpointError, match="wrong shape|no variable|no counterpart"):
+        ck.load_generator(path)
+
+
+def test_convert_tf_pickle_command(tmp_path, small_G):
+    from editor.commands import main
+
+    path = rp.write_tf_pickle(tmp_path / "tf.pkl", small_G)
+    assert main(["convert", str(path), str(tmp_path / "native.safetensors")]) == 0
+    _same_state(ck.load_generator(tmp_path / "native.safetensors"), small_G)
+
+
+def test_numpy_object_arrays_are_refused(tmp_path):
+    path = tmp_path / "objects.pkl"
+    path.write_bytes(pickle.dumps({"G_ema": np.array([os.getcwd, 1], dtype=object)}, protocol=3))
+    with pytest.raises(ck.UnsafePickleError):
+        ck.read_reference_pickle(path)
