@@ -1,0 +1,230 @@
+"""Projection benchmark: quality (PSNR, LPIPS) vs steps and vs seconds for the baseline and default schedules.
+
+Two test sets:
+  * generated: images of the generator itself from known latents (z from numpy RandomState(1000 + i), psi 1), so the
+    latent-recovery error can be measured (mean over layers of |w - w_true| / sigma_w);
+  * toon photos: held-out toon *photo* renders (seeds 10,000,000 + i, 256 px) aligned with the FFHQ rule from their
+    ground-truth landmarks (or --toon-landmarker to use the landmark model) and resized to the generator resolution.
+
+Quality is measured on the final images with PSNR and the shift-tolerant LPIPS AlexNet distance (a different network
+from the VGG both schedules optimise, so neither is graded on its own loss) and the LPIPS VGG distance.
+
+    PYTHONPATH=. nice -n 10 python benchmarks/bench_projection.py --model random:small --generated 4 --photos 4 \
+        --out docs/bench/projection_small.json
+    PYTHONPATH=. nice -n 10 python benchmarks/bench_projection.py --model demo --generated 50 --photos 50 --threads 2
+
+Writes a JSON with every curve, and a PNG plot next to it when matplotlib is available.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="random:small", help="generator source (default random:small)")
+    p.add_argument("--generated", type=int, default=4, help="generated images with known latents")
+    p.add_argument("--photos", type=int, default=4, help="held-out toon photos")
+    p.add_argument("--schedules", default="baseline,default", help="comma list: baseline, default, default-wplus, "
+                   "default-alex, default-pixel, default-disc, default-nosearch")
+    p.add_argument("--baseline-steps", type=int, default=1000)
+    p.add_argument("--default-steps", type=int, default=100)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core machine)")
+    p.add_argument("--toon-landmarker", action="store_true", help="align photos with the toon landmark model")
+    p.add_argument("--out", default="docs/bench/projection.json")
+    return p.parse_args(argv)
+
+
+def schedules(args):
+    from editor.projection import BASELINE, DEFAULT
+
+    table = {
+        "baseline": replace(BASELINE, steps=args.baseline_steps),
+        "default": replace(DEFAULT, steps=args.default_steps, early_stop_patience=0),
+        "default-wplus": replace(DEFAULT, steps=args.default_steps, space="w+", early_stop_patience=0),
+        "default-alex": replace(DEFAULT, steps=args.default_steps, perceptual="alex", early_stop_patience=0),
+        "default-pixel": replace(DEFAULT, steps=args.default_steps, perceptual="none", early_stop_patience=0),
+        "default-disc": replace(DEFAULT, steps=args.default_steps, perceptual="disc", early_stop_patience=0),
+        "default-nosearch": replace(DEFAULT, steps=args.default_steps, init_candidates=0, early_stop_patience=0),
+    }
+    return {name: table[name] for name in args.schedules.split(",")}
+
+
+def snapshot_steps(total: int) -> list[int]:
+    marks = [1, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000]
+    return sorted({m for m in marks if m <= total} | {total})
+
+
+def make_targets(G, args):
+    from PIL import Image
+
+    from editor import toonfaces
+    from editor.align import align_face
+
+    targets = []
+    with torch.no_grad():
+        for i in range(args.generated):
+            z = torch.from_numpy(np.random.RandomState(1000 + i).randn(1, G.z_dim).astype(np.float32))
+            ws = G.mapping(z, None)
+            img = G.synthesis(ws, noise_mode="const")
+            u8 = (img[0] * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+            targets.append(("generated", i, u8, ws.clone()))
+    finder = None
+    if args.toon_landmarker:
+        from editor.align import ToonLandmarker
+
+        finder = ToonLandmarker()
+    for i in range(args.photos):
+        seed = 10_000_000 + i
+        r = toonfaces.render(seed, 256, "photo")
+        lm = r.landmarks if finder is None else finder.detect(r.image)[0].landmarks
+        aligned = align_face(r.image, lm, 256).image
+        u8 = np.asarray(Image.fromarray(aligned).resize((G.img_resolution,) * 2, Image.Resampling.LANCZOS))
+        targets.append(("photo", seed, u8, None))
+    return targets
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from editor.checkpoints import load_generator, load_network
+    from editor.projection import lpips_model, project, psnr, w_statistics
+
+    G = load_generator(args.model, progress=False)
+    D = None
+    scheds = schedules(args)
+    if any(c.perceptual == "disc" for c in scheds.values()):
+        D = load_network(args.model, "D", progress=False)
+    t = time.perf_counter()
+    stats = w_statistics(G, 10_000, seed=7)
+    stats_seconds = time.perf_counter() - t
+    w_avg, w_std = stats
+    targets = make_targets(G, args)
+    alex, vgg = lpips_model("alex"), lpips_model("vgg")
+
+    def to_t(u8):
+        return torch.from_numpy(u8).permute(2, 0, 1)[None].float() / 127.5 - 1
+
+    @torch.no_grad()
+    def evaluate(ws, tgt_u8, ws_true):
+        img = G.synthesis(ws, noise_mode="const")
+        u8 = (img[0] * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+        a, b = to_t(u8), to_t(tgt_u8)
+        out = {"psnr": psnr(u8, tgt_u8), "lpips_alex": float(alex(a, b)), "lpips_vgg": float(vgg(a, b))}
+        if ws_true is not None:
+            out["w_error"] = float((ws - ws_true).norm(dim=2).mean() / w_std)
+        return out
+
+    results = {"model": args.model, "threads": args.threads, "w_stats_seconds": stats_seconds,
+               "configs": {k: {kk: (list(vv) if isinstance(vv, tuple) else vv) for kk, vv in asdict(c).items()}
+                           for k, c in scheds.items()},
+               "runs": []}
+    out_path = Path(args.out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    for kind, ident, tgt, ws_true in targets:
+        for name, cfg in scheds.items():
+            marks = set(snapshot_steps(cfg.steps))
+            snaps = []
+
+            def cb(p, marks=marks, snaps=snaps):
+                if p.step in marks:
+                    snaps.append((p.step, p.seconds, p.ws))
+
+            res = project(G, tgt, config=cfg, callback=cb, discriminator=D, w_stats=stats)
+            curve = []
+            for step, secs, ws in snaps:
+                curve.append({"step": step, "seconds": secs + stats_seconds, **evaluate(ws, tgt, ws_true)})
+            final = evaluate(res.ws, tgt, ws_true)
+            run = {"set": kind, "id": ident, "schedule": name, "steps": res.steps_run, "seconds": res.seconds,
+                   "final": final, "curve": curve}
+            results["runs"].append(run)
+            print(f"{kind} {ident} {name}: {res.steps_run} steps {res.seconds:.1f}s psnr {final['psnr']:.2f} "
+                  f"alex {final['lpips_alex']:.4f} vgg {final['lpips_vgg']:.4f}"
+                  + (f" w_err {final['w_error']:.3f}" if 'w_error' in final else ""), flush=True)
+            out_path.write_text(json.dumps(results, indent=1))
+    summarise(results)
+    out_path.write_text(json.dumps(results, indent=1))
+    plot(results, out_path.with_suffix(".png"))
+    return 0
+
+
+def summarise(results: dict) -> None:
+    """Mean curves per (set, schedule) and the step at which each schedule reaches the baseline's final quality."""
+    summary = {}
+    runs = results["runs"]
+    for kind in sorted({r["set"] for r in runs}):
+        for name in sorted({r["schedule"] for r in runs}):
+            rs = [r for r in runs if r["set"] == kind and r["schedule"] == name]
+            if not rs:
+                continue
+            steps = [c["step"] for c in rs[0]["curve"]]
+            mean = []
+            for j, s in enumerate(steps):
+                row = {"step": s}
+                for key in rs[0]["curve"][j]:
+                    if key != "step":
+                        row[key] = float(np.mean([r["curve"][j][key] for r in rs]))
+                mean.append(row)
+            summary[f"{kind}/{name}"] = {"n": len(rs), "curve": mean}
+    for key, entry in summary.items():
+        kind = key.split("/")[0]
+        base = summary.get(f"{kind}/baseline")
+        if base is None:
+            continue
+        bf = base["curve"][-1]
+        entry["reaches_baseline_final"] = {
+            metric: next((c["step"] for c in entry["curve"]
+                          if (c[metric] >= bf[metric] if metric == "psnr" else c[metric] <= bf[metric])), None)
+            for metric in ("psnr", "lpips_alex", "lpips_vgg")}
+    results["summary"] = summary
+    for key, entry in summary.items():
+        last = entry["curve"][-1]
+        print(f"{key:28s} n={entry['n']} final step {last['step']}: psnr {last['psnr']:.2f} alex "
+              f"{last['lpips_alex']:.4f} vgg {last['lpips_vgg']:.4f} ({last['seconds']:.1f}s)"
+              + (f" w_err {last['w_error']:.3f}" if "w_error" in last else "")
+              + (f"  reaches baseline-final at steps {entry['reaches_baseline_final']}"
+                 if "reaches_baseline_final" in entry else ""))
+
+
+def plot(results: dict, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    summary = results["summary"]
+    kinds = sorted({k.split("/")[0] for k in summary})
+    fig, axes = plt.subplots(len(kinds), 4, figsize=(16, 3.6 * len(kinds)), squeeze=False)
+    for row, kind in enumerate(kinds):
+        for key, entry in summary.items():
+            if not key.startswith(kind + "/"):
+                continue
+            c = entry["curve"]
+            label = key.split("/")[1]
+            for col, (x, y) in enumerate((("step", "psnr"), ("seconds", "psnr"), ("step", "lpips_alex"),
+                                          ("seconds", "lpips_alex"))):
+                ax = axes[row][col]
+                ax.plot([p[x] for p in c], [p[y] for p in c], marker=".", label=label)
+                ax.set_xscale("log")
+                ax.set_xlabel(x)
+                ax.set_ylabel(y)
+                ax.set_title(f"{kind}: {y} vs {x}")
+        axes[row][0].legend()
+    fig.suptitle(f"projection on {results['model']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
