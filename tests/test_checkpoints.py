@@ -621,3 +621,9 @@ def test_numpy_object_arrays_are_refused(tmp_path):
     path.write_bytes(pickle.dumps({"G_ema": np.array([os.getcwd, 1], dtype=object)}, protocol=3))
     with pytest.raises(ck.UnsafePickleError):
         ck.read_reference_pickle(path)
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_other_pickle_protocols(tmp_path, small_G, protocol):
+    path = rp.write_reference_pickle(tmp_path / f"p{protocol}.pkl", {"G_ema": small_G}, protocol=protocol)
+    _same_state(ck.load_generator(path), small_G)
