@@ -7,7 +7,8 @@
   that JSON. `save_generator` / `save_network` write this format.
 * a reference network pickle (`.pkl`, the StyleGAN2-ADA / StyleGAN3 format NVIDIA publishes). It is read by a
   restricted unpickler: only an allow-list of globals is resolved (to inert stand-ins or tensor rebuilders), the
-  module source embedded in the file is kept as text and never executed, and anything else is refused.
+  module source embedded in the file is kept as text and never executed, and anything else is refused. Old
+  TensorFlow StyleGAN2 generator pickles are read the same way and converted with the public name mapping.
 * an `https://` (or `http://`) URL or `hf://owner/repo[@revision]/path/to/file`, downloaded once into a cache
   directory (`STYLEGAN2_EDITOR_CACHE`, default `~/.cache/stylegan2-editor`; the Hugging Face cache for `hf://`).
 * a registry name (`ffhq-1024`, `ffhq-512`, `ffhq-256`, `demo`; see `list_models()`), or
@@ -60,6 +61,10 @@ __all__ = [
     "resolve_source",
     "download_url",
     "model_id",
+    "count_parameters",
+    "url_cache_path",
+    "PersistentObject",
+    "TFNetwork",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
