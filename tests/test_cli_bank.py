@@ -21,6 +21,17 @@ def test_sample_then_build_bank(tmp_path, capsys):
     assert "--methods svm,logreg,pca,sefa" in bank.command
     assert "wrote" in capsys.readouterr().out
 
+    report = tmp_path / "eval"
+    assert main(["evaluate", "--model", "random:small", "--bank", str(bank_path), "--judge", "stats",
+                 "--attributes", "brightness", "--methods", "svm,logreg", "--spaces", "z,w", "--n-seeds", "2",
+                 "--n-reference", "2", "--alphas=-1,0,1", "--lock", "brightness:redness", "--out", str(report),
+                 "--device", "cpu"]) == 0
+    assert (report / "report.md").is_file() and (report / "strip_brightness.png").is_file()
+    assert "W is more disentangled than Z" in capsys.readouterr().out
+    assert main(["evaluate", "--model", "random:small", "--bank", str(bank_path), "--judge", "stats",
+                 "--attributes", "smile", "--out", str(report)]) == 1
+    assert "no supervised directions for ['smile']" in capsys.readouterr().err
+
 
 def test_build_bank_errors_are_clear(tmp_path, capsys):
     assert main(["build-bank", "--model", "random:small", "--methods", "magic", "--labeler", "stats",
