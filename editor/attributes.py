@@ -351,7 +351,8 @@ class TrainConfig:
     def __post_init__(self):
         a, b = self.train_seeds
         if not 0 <= a < b <= HELD_OUT_SEED_START:
-            raise ValueError(f"train_seeds must satisfy 0 <= start < stop <= {HELD_OUT_SEED_START}, got {self.train_seeds}")
+            raise ValueError(f"train_seeds must satisfy 0 <= start < stop <= {HELD_OUT_SEED_START}, "
+                             f"got {self.train_seeds}")
         if self.steps < 1 or self.batch_size < 2:
             raise ValueError(f"steps must be >= 1 and batch_size >= 2, got {self.steps}, {self.batch_size}")
 
@@ -556,7 +557,8 @@ def evaluate_attribute_model(model: AttributeNet, data: RenderedSet) -> dict:
             hard = (s >= 0.5).astype(int)
             conf = np.where(hard == 1, s, 1 - s)
             res[spec.name] = {"kind": "binary", "accuracy": float((hard == truth).mean()),
-                              "ece": expected_calibration_error(conf, hard == truth), "positive_rate": float(truth.mean())}
+                              "ece": expected_calibration_error(conf, hard == truth),
+                              "positive_rate": float(truth.mean())}
         elif spec.kind == "categorical":
             hard = s.argmax(1)
             res[spec.name] = {"kind": "categorical", "accuracy": float((hard == truth).mean()),

@@ -86,7 +86,8 @@ class AttributeSpec:
 _YN = ("no", "yes")
 ATTRIBUTES: tuple[AttributeSpec, ...] = (
     # binary labels (each 20-80 % positive)
-    AttributeSpec("smiling", "binary", _YN, 0, 1, "mouth corners clearly up (smile >= 0.35); not smiling: smile <= 0.15"),
+    AttributeSpec("smiling", "binary", _YN, 0, 1,
+                  "mouth corners clearly up (smile >= 0.35); not smiling: smile <= 0.15"),
     AttributeSpec("mouth_open", "binary", _YN, 0, 1, "lips apart, teeth visible"),
     AttributeSpec("eyeglasses", "binary", _YN, 0, 1, "wears glasses"),
     AttributeSpec("bald", "binary", _YN, 0, 1, "no hair on the head (eyebrows/beard keep the hair colour)"),
@@ -121,7 +122,8 @@ _SPEC_BY_NAME = {s.name: s for s in ATTRIBUTES}
 CORRELATIONS: dict[str, str] = {
     "age -> grey_hair": "P(grey | age) = 0.02 + 0.9 * sigmoid((age - 0.62) / 0.07)",
     "age -> eyeglasses": "P(glasses | age) = 0.15 + 0.35 * age",
-    "beard -> short hair": "P(bald, short, medium, long | beard) = .35, .50, .12, .03; without beard .17, .20, .25, .38",
+    "beard -> short hair": ("P(bald, short, medium, long | beard) = .35, .50, .12, .03; "
+                            "without beard .17, .20, .25, .38"),
     "beard -> no lipstick": "P(lipstick | beard) = 0.02",
     "long hair -> lipstick": "P(lipstick | no beard, long) = 0.75; P(lipstick | no beard, not long) = 0.30",
     "smiling -> mouth_open": "P(open | smiling) = 0.55; P(open | not smiling) = 0.15",
@@ -483,9 +485,9 @@ def _geometry(p: ToonParams) -> _Geometry:
     eye_y = 0.455
     eye_w = 0.052 + 0.009 * p.eye_size
     # features sit on a cylinder of radius ~rx around the head's vertical axis
-    def turn(x_off: float, depth: float = 0.0) -> float:
+    def turn(x_off: float) -> float:
         phi = math.asin(max(-0.99, min(0.99, x_off / rx)))
-        return hx + (rx + depth) * math.sin(phi + yaw) - depth * math.sin(yaw) * 0.0
+        return hx + rx * math.sin(phi + yaw)
 
     eye_l = (turn(-eye_half_sep), eye_y)
     eye_r = (turn(eye_half_sep), eye_y)
@@ -619,7 +621,8 @@ class _Painter:
                          self._shade(self.skin * 0.96, g.hx, g.hy, g.rx * 1.3, g.ry * 1.2))
             ix = cx + side * 0.008
             self.c.paint(self.head, box,
-                         lambda u, v, ix=ix, cy=cy, rx=rx, ry=ry: _sd_ellipse(u, v, ix, cy + 0.005, rx * 0.45, ry * 0.55),
+                         lambda u, v, ix=ix, cy=cy, rx=rx, ry=ry:
+                         _sd_ellipse(u, v, ix, cy + 0.005, rx * 0.45, ry * 0.55),
                          self.skin * 0.78, alpha=0.6)
 
     def _body(self):
@@ -804,7 +807,6 @@ class _Painter:
         mx = 0.5 * (lx + rx_)
         hw = 0.5 * (rx_ - lx)
         lift = g.mouth[1] - ly  # > 0 when smiling
-        bend = lift / hw  # parabola bend so the corners sit at +-hw
         my = ly + lift  # centre of the lip line
         tilt_ = (ry_ - ly) / (2 * hw)
         line_col = (0.35, 0.12, 0.12)
@@ -818,7 +820,7 @@ class _Painter:
 
         def upper(u):
             t = np.clip((u - mx) / hw, -1, 1)
-            return my - bend * (1 - t * t) * hw * 0.0 + tilt_ * t * hw - lift * (t * t) - op * 0.25 * (1 - t * t)
+            return my + tilt_ * t * hw - lift * (t * t) - op * 0.25 * (1 - t * t)
 
         def lower(u):
             t = np.clip((u - mx) / hw, -1, 1)
@@ -886,7 +888,7 @@ class _Painter:
         (lx, ly), (rx_, ry_) = _mouth_corners(g)
         # nasolabial folds
         for side, (cx, cy) in ((-1.0, (lx, ly)), (1.0, (rx_, ry_))):
-            ax, ay = nx + side * 0.04, ny - 0.0
+            ax, ay = nx + side * 0.04, ny
             bx, by = cx + side * 0.014, cy - 0.005
             self.c.paint(self.head, (min(ax, bx) - 0.03, ay - 0.03, max(ax, bx) + 0.03, by + 0.03),
                          lambda u, v, ax=ax, ay=ay, bx=bx, by=by: _sd_segment(u, v, ax, ay, bx, by, 0.0045), col,

@@ -28,7 +28,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import numpy as np
     from PIL import Image, ImageDraw
 
     from editor.toonfaces import LANDMARK_NAMES, render_batch
