@@ -356,7 +356,7 @@ def _tree_map(fn: Callable, *trees: Any) -> Any:
 class EngineConfig:
     """Tuning knobs of the backend."""
 
-    preview_resolution: int = 256  # progressive preview stops the synthesis at this size (<= 256)
+    preview_resolution: int = 256  # drag previews stop the synthesis at min(this, 256, full size / 2)
     frame_cache_bytes: int = 256 * 2**20  # byte bound of the rendered-frame LRU
     delta_cache_items: int = 256  # per-direction edit deltas kept
     batch_size: int = 8  # frames per synthesis call for strips / animations
@@ -416,8 +416,10 @@ class Engine:
         self._has_styles = (
             config.use_style_cache and "styles" in params and hasattr(G.synthesis, "compute_styles")
         )
-        self.preview_resolution = min(int(config.preview_resolution), 256, self.resolution)
-        if not self._has_stop:
+        # The preview is always a lower block of the same synthesis (so it is consistent with the full image):
+        # 256 px for FFHQ-1024 / 512, half size for smaller generators.
+        self.preview_resolution = min(int(config.preview_resolution), 256, max(self.resolution // 2, 4))
+        if not self._has_stop or self.preview_resolution not in _block_resolutions(self.resolution):
             self.preview_resolution = self.resolution
         self._model_lock = threading.Lock()
         self.frames = ByteLRU(config.frame_cache_bytes)
@@ -646,6 +648,10 @@ class Engine:
     def clear_caches(self) -> None:
         for c in (self.frames, self._deltas, self._mapping, self._base_styles):
             c.clear()
+
+
+def _block_resolutions(resolution: int) -> list[int]:
+    return [2**i for i in range(2, int(math.log2(resolution)) + 1)]
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
