@@ -128,3 +128,15 @@ def test_apply_edit_gaussian_walk_depends_on_latent():
     assert np.all(np.linalg.norm(step, axis=1) > 0.9 * e.sigma)
     assert abs(step[0] @ step[1]) / np.prod(np.linalg.norm(step, axis=1)) < 0.9999
     assert np.all(e.gaussians.positive.log_density(out[:, 0]) > e.gaussians.positive.log_density(ws[:, 0]))
+
+
+def test_engine_view_keeps_linear_w_directions():
+    from editor.bank import to_engine_bank
+
+    bank = _bank(np.random.default_rng(4))
+    eb = to_engine_bank(bank)
+    names = {(d.attribute, d.method, d.space, d.layers) for d in eb.directions}
+    assert names == {("smile", "logreg", "w", None), ("age", "svm", "w+", (1, 3)), ("pose", "pca", "w+", (0, 4))}
+    eb.check_fits(INFO.num_ws, INFO.w_dim)
+    smile = next(d for d in eb.directions if d.attribute == "smile")
+    assert np.allclose(smile.unit(4, 5)[0], bank.find("smile", "logreg").vector[0])
