@@ -297,6 +297,8 @@ class ByteLRU:
             return sum(ByteLRU._nbytes(v) for v in value)
         if isinstance(value, dict):
             return sum(ByteLRU._nbytes(v) for v in value.values())
+        if isinstance(value, Latent):
+            return value.ws.nbytes + (0 if value.z is None else value.z.nbytes) + 256
         return 64
 
     def get(self, key: Any) -> Any | None:

@@ -212,6 +212,8 @@ def test_byte_lru_bound():
     assert lru.get(0) is None and lru.get(9) is not None
     lru.put("big", np.zeros(2000, np.uint8))  # larger than the bound: not kept
     assert lru.get("big") is None
+    latent = tiny_engine().sample(0)
+    assert ByteLRU._nbytes(latent) >= latent.ws.nbytes  # cached latents count their codes
 
 
 def test_concurrent_renders_match_serial(engine):
