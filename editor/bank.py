@@ -46,6 +46,34 @@ class GeneratorInfo:
     num_ws: int  # number of W+ layers
 
 
+REGISTRY_ID_PREFIX = "registry:"  # a bank model_id "registry:NAME": the published weights of registry model NAME
+
+
+def registry_generator_info(name: str) -> GeneratorInfo:
+    """The identity of a published generator by its registry name and configuration (`editor.checkpoints.REGISTRY`,
+    `editor.stylegan2.CONFIGS`), for banks converted from public files where this project has no weights to hash:
+    model_id "registry:NAME". Such a bank validates against a generator loaded *from that registry source* (its name,
+    URL or cached file) whose z_dim / w_dim / num_ws match."""
+    from editor.checkpoints import REGISTRY
+    from editor.stylegan2 import CONFIGS
+
+    if name not in REGISTRY or name not in CONFIGS:
+        known = sorted(set(REGISTRY) & set(CONFIGS))
+        raise ValueError(f"no published generator {name!r} with a known configuration; known: {', '.join(known)}")
+    cfg = CONFIGS[name]
+    num_ws = 2 * int(round(math.log2(cfg.img_resolution))) - 2  # two per resolution from 4 px up (the last ToRGB shares)
+    return GeneratorInfo(model_id=REGISTRY_ID_PREFIX + name, z_dim=cfg.z_dim, w_dim=cfg.w_dim, num_ws=num_ws)
+
+
+def _registry_name_of(source) -> str | None:
+    if source is None:
+        return None
+    from editor.checkpoints import registry_entry_for
+
+    entry = registry_entry_for(str(source))
+    return None if entry is None else entry.name
+
+
 def generator_info(G) -> GeneratorInfo:
     """The `GeneratorInfo` of a generator module (identity from `editor.checkpoints.model_id`)."""
     from editor.checkpoints import model_id
@@ -155,13 +183,19 @@ class Bank:
             f"no such attribute (attributes: {', '.join(self.attributes) or 'none'})"
         raise ValueError(f"no direction {attribute}/{method or '*'}/{sp or '*'} in this bank; it has: {have}")
 
-    def validate(self, info: GeneratorInfo, check_identity: bool = True) -> None:
-        """Raise ValueError unless this bank fits a generator with `info` (w_dim, z_dim, num_ws, identity)."""
+    def validate(self, info: GeneratorInfo, check_identity: bool = True, source: str | None = None) -> None:
+        """Raise ValueError unless this bank fits a generator with `info` (w_dim, z_dim, num_ws, identity).
+
+        `source` is where the generator was loaded from (registry name, URL or path): a bank whose model_id is
+        "registry:NAME" (see `registry_generator_info`) accepts a generator loaded from registry model NAME."""
         g = self.generator
         problems = [f"{k}: bank {getattr(g, k)} vs generator {getattr(info, k)}"
                     for k in ("z_dim", "w_dim", "num_ws") if getattr(g, k) != getattr(info, k)]
-        if check_identity and g.model_id != info.model_id:
-            problems.append(f"model_id: bank {g.model_id!r} vs generator {info.model_id!r}")
+        by_registry = (g.model_id.startswith(REGISTRY_ID_PREFIX)
+                       and _registry_name_of(source) == g.model_id[len(REGISTRY_ID_PREFIX):])
+        if check_identity and g.model_id != info.model_id and not by_registry:
+            problems.append(f"model_id: bank {g.model_id!r} vs generator {info.model_id!r}"
+                            + (f" (loaded from {source!r})" if source is not None else ""))
         if problems:
             raise ValueError("this direction bank was built for another generator (" + "; ".join(problems) +
                              "). Directions only transfer between identical weights: rebuild it with "
@@ -185,6 +219,7 @@ def save_bank(bank: Bank, path: str | Path) -> Path:
         raise ValueError(f"a bank file must end in .safetensors, got {path.name!r}")
     tensors: dict[str, np.ndarray] = {}
     entries = []
+    stored_gaussians: dict[int, dict] = {}  # id(ClassGaussians) -> its tensor names (shared by w and w+ entries)
     for i, e in enumerate(bank.entries):
         names = {"vector": f"{i}.vector"}
         tensors[names["vector"]] = e.vector.astype(np.float32)
@@ -195,13 +230,16 @@ def save_bank(bank: Bank, path: str | Path) -> Path:
             "extra": e.extra,
         }
         if e.gaussians is not None:
-            floors = {}
-            for side in ("negative", "positive"):
-                g: ClassGaussian = getattr(e.gaussians, side)
-                for part in ("mean", "basis", "variances"):
-                    names[f"{side}.{part}"] = f"{i}.{side}.{part}"
-                    tensors[names[f"{side}.{part}"]] = np.asarray(getattr(g, part), np.float32)
-                floors[side] = float(g.floor)
+            floors = {side: float(getattr(e.gaussians, side).floor) for side in ("negative", "positive")}
+            if id(e.gaussians) not in stored_gaussians:
+                shared = {}
+                for side in ("negative", "positive"):
+                    g: ClassGaussian = getattr(e.gaussians, side)
+                    for part in ("mean", "basis", "variances"):
+                        shared[f"{side}.{part}"] = f"{i}.{side}.{part}"
+                        tensors[shared[f"{side}.{part}"]] = np.asarray(getattr(g, part), np.float32)
+                stored_gaussians[id(e.gaussians)] = shared
+            names.update(stored_gaussians[id(e.gaussians)])
             record["floors"] = floors
         record["tensors"] = names
         entries.append(record)
@@ -213,8 +251,10 @@ def save_bank(bank: Bank, path: str | Path) -> Path:
     return path
 
 
-def load_bank(path: str | Path, generator: GeneratorInfo | None = None, check_identity: bool = True) -> Bank:
-    """Read a bank file; with `generator` given, refuse (ValueError) a bank built for a different generator."""
+def load_bank(path: str | Path, generator: GeneratorInfo | None = None, check_identity: bool = True,
+              source: str | None = None) -> Bank:
+    """Read a bank file; with `generator` given, refuse (ValueError) a bank built for a different generator
+    (`source`: where the generator was loaded from, see `Bank.validate`)."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -239,14 +279,18 @@ def load_bank(path: str | Path, generator: GeneratorInfo | None = None, check_id
         return tensors[name].astype(np.float64)
 
     entries = []
+    shared: dict[str, ClassGaussians] = {}  # entries that share class Gaussians share them again after loading
     for rec in meta["entries"]:
         names = rec["tensors"]
         gaussians = None
         if "floors" in rec:
-            sides = {side: ClassGaussian(mean=tensor(names[f"{side}.mean"]), basis=tensor(names[f"{side}.basis"]),
-                                         variances=tensor(names[f"{side}.variances"]), floor=rec["floors"][side])
-                     for side in ("negative", "positive")}
-            gaussians = ClassGaussians(**sides)
+            key = names["positive.mean"]
+            if key not in shared:
+                sides = {side: ClassGaussian(mean=tensor(names[f"{side}.mean"]), basis=tensor(names[f"{side}.basis"]),
+                                             variances=tensor(names[f"{side}.variances"]), floor=rec["floors"][side])
+                         for side in ("negative", "positive")}
+                shared[key] = ClassGaussians(**sides)
+            gaussians = shared[key]
         entries.append(BankEntry(
             attribute=rec["attribute"], method=rec["method"], space=Space.parse(rec["space"]),
             vector=tensor(names["vector"]), sigma=rec["sigma"], intercept=rec["intercept"],
@@ -256,7 +300,7 @@ def load_bank(path: str | Path, generator: GeneratorInfo | None = None, check_id
     bank = Bank(generator=GeneratorInfo(**meta["generator"]), entries=tuple(entries), command=meta.get("command", ""),
                 created=meta.get("created", ""))
     if generator is not None:
-        bank.validate(generator, check_identity=check_identity)
+        bank.validate(generator, check_identity=check_identity, source=source)
     return bank
 
 

@@ -409,11 +409,12 @@ class ClickSession:
 
 
 def add_to_bank(path: str | Path, entries: Sequence[BankEntry], generator: GeneratorInfo | None = None,
-                note: str = "") -> Bank:
+                note: str = "custom sliders (editor.custom_sliders)", source: str | None = None) -> Bank:
     """Add (or replace, by attribute/method/space) entries in the bank file at `path` and write it back.
 
-    A new file needs `generator`; an existing one is checked against it when given. The bank's `command` gains a line
-    saying what was added (`note`, or the entries' names), so the file's provenance stays readable.
+    A new file needs `generator`; an existing one is checked against it when given (`source`: where the generator was
+    loaded from, for registry banks). Each entry carries its own provenance (labeller, prompts or marks, creation
+    time in `extra`); the bank's `command` is kept, or set to `note` for a new file.
     """
     path = Path(path)
     entries = list(entries)
@@ -422,17 +423,15 @@ def add_to_bank(path: str | Path, entries: Sequence[BankEntry], generator: Gener
     if path.is_file():
         bank = load_bank(path)
         if generator is not None:
-            bank.validate(generator)
-        info, old, command = bank.generator, list(bank.entries), bank.command
+            bank.validate(generator, source=source)
+        info, old, command, created = bank.generator, list(bank.entries), bank.command, bank.created
     else:
         if generator is None:
             raise ValueError(f"{path} does not exist yet: pass the generator's GeneratorInfo to create it")
-        info, old, command = generator, [], ""
+        info, old, command, created = generator, [], note, _now()
     names = {e.name for e in entries}
     kept = [e for e in old if e.name not in names]
-    line = f"# {_now()} added {note or ', '.join(sorted(names))}"
-    out = Bank(generator=info, entries=tuple(kept + entries), command=(command + "\n" + line).strip(),
-               created=_now())
+    out = Bank(generator=info, entries=tuple(kept + entries), command=command, created=created)
     save_bank(out, path)
     return out
 

@@ -87,10 +87,10 @@ def pca_bank(G: torch.nn.Module, n_components: int = 8, n_samples: int = 4000, s
                     description=f"principal components of W ({n_samples} samples): no labelled bank for this model")
 
 
-def _load_bank_file(path: Path, G: torch.nn.Module) -> EditBank:
+def _load_bank_file(path: Path, G: torch.nn.Module, source: str | None = None) -> EditBank:
     from editor.bank import generator_info, load_bank, to_engine_bank
 
-    bank = load_bank(path, generator_info(G))
+    bank = load_bank(path, generator_info(G), source=source)  # source: registry banks ("registry:ffhq-1024")
     engine_bank = to_engine_bank(bank, description=f"{path.name}: {bank.command or 'direction bank'}")
     if not engine_bank.directions:
         raise ValueError(f"{path} holds no linear W / W+ directions the editor can use")
@@ -143,7 +143,7 @@ def open_engine(model: str = "auto", bank: str | None = None, device: str = "cpu
     engine_bank = None
     if bank or bank_path.is_file():
         try:
-            engine_bank = _load_bank_file(bank_path, G)
+            engine_bank = _load_bank_file(bank_path, G, source)
         except (FileNotFoundError, ValueError) as exc:
             notices.append(f"The direction bank could not be used ({exc}). Sliders show principal components of W.")
     elif not source.startswith("random:"):

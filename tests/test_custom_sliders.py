@@ -131,7 +131,7 @@ def test_add_to_bank_creates_replaces_and_checks(tmp_path):
     add_to_bank(path, [maker.make("smiling", "grumpy"), maker.make("smiling", attribute="happy")])
     bank = load_bank(path, info)
     assert [e.attribute for e in bank.entries] == ["smiling", "happy"]
-    assert bank.entries[0].extra["negative"] == "grumpy" and "added" in bank.command
+    assert bank.entries[0].extra["negative"] == "grumpy" and "custom sliders" in bank.command
     with pytest.raises(ValueError, match="another generator"):
         add_to_bank(path, [maker.make("smiling")], GeneratorInfo("other", 8, 8, 1))
 
