@@ -50,7 +50,8 @@ def run(args) -> int:
     device = resolve_device(args.device)
     t0 = time.perf_counter()
     G = load_generator(args.model, device=device)
-    bank = load_bank(args.bank, generator=generator_info(G), check_identity=not args.no_identity_check)
+    bank = load_bank(args.bank, generator=generator_info(G), check_identity=not args.no_identity_check,
+                     source=args.model)
     judge = make_labeler(args.judge, device=device)
     alphas = tuple(float(a) for a in args.alphas.split(","))
     config = E.EvalConfig(n_seeds=args.n_seeds, seed0=args.seed0, n_reference=args.n_reference, alphas=alphas,
