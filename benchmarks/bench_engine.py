@@ -10,6 +10,7 @@ and repeated renders of the same state (frame-cache hits). Prints a markdown tab
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -41,14 +42,16 @@ def bench(config: str, repeats: int, threads: int) -> dict:
     out = {"config": config, "resolution": engine.resolution, "preview": engine.preview_resolution}
     for preview in (True, False):
         engine.render(EditState.create(latent, {"a0": 0.123}), preview=preview)  # warm-up
-        times = []
+        times, cpu = [], []
         for v in values[:repeats]:
             state = EditState.create(latent, {"a0": float(v), "a1": 0.5}, locked=["a2"])
-            engine.frames.clear()  # a new frame every time (the small models' preview is the full image)
-            t0 = time.perf_counter()
+            engine.frames.clear()  # a new frame every time
+            t0, c0 = time.perf_counter(), time.thread_time()
             engine.render(state, preview=preview)
             times.append(time.perf_counter() - t0)
+            cpu.append(time.thread_time() - c0)
         out["preview_ms" if preview else "full_ms"] = times
+        out["preview_cpu" if preview else "full_cpu"] = cpu
     hits = []
     state = EditState.create(latent, {"a0": 1.0})
     engine.render(state)
@@ -66,15 +69,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {args.threads} threads\n")
-    print("| generator | size | preview size | preview p50 / p95 ms | full p50 / p95 ms | cache hit p50 ms |")
-    print("|---|---|---|---|---|---|")
+    print(f"torch {torch.__version__}; load average before: {os.getloadavg()[0]:.1f}")
+    print(f"torch threads {args.threads}; CPU ms = this thread's CPU time (meaningful with --threads 1, where it does "
+          "not depend on other load)\n")
+    print("| generator | size | preview size | preview p50 / p95 ms | preview CPU ms | full p50 / p95 ms | full CPU ms "
+          "| cache hit p50 ms |")
+    print("|---|---|---|---|---|---|---|---|")
     for config in args.configs:
         r = bench(config, args.repeats if "1024" not in config else max(5, args.repeats // 4), args.threads)
-        ms = {k: [1000 * t for t in r[k]] for k in ("preview_ms", "full_ms", "hit_ms")}
+        ms = {k: [1000 * t for t in r[k]] for k in ("preview_ms", "full_ms", "hit_ms", "preview_cpu", "full_cpu")}
         print(f"| {config} | {r['resolution']} | {r['preview']} | "
               f"{statistics.median(ms['preview_ms']):.1f} / {percentile(ms['preview_ms'], 95):.1f} | "
+              f"{statistics.median(ms['preview_cpu']):.1f} | "
               f"{statistics.median(ms['full_ms']):.1f} / {percentile(ms['full_ms'], 95):.1f} | "
+              f"{statistics.median(ms['full_cpu']):.1f} | "
               f"{statistics.median(ms['hit_ms']):.3f} |", flush=True)
 
 
