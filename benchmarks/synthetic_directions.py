@@ -10,7 +10,8 @@ the numbers say how well each method, fitted on N samples, recovers the clean ed
 the model.
 An edit along d moves attribute k's logit by a·(n_k·d), so the leakage of a direction for target t is
 rms_{k != t}(n_k·d) / |n_t·d| (0 = clean), the same definition the image-space evaluation uses, here exact.
-Prints a markdown table (mean ± s.d. over repeats).
+"+lock" rows lock the target's correlated partners (their SVM directions) by conditional editing. Prints a markdown
+table (mean ± s.d. over the targets of all repeats).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--sharpness", type=float, default=4.0, help="logit slope a (per std of the projection)")
     args = p.parse_args()
-    methods = ("meandiff", "logreg", "svm", "mahalanobis@mean", "svm+lock")
+    methods = ("meandiff", "logreg", "svm", "mahalanobis@mean", "meandiff+lock", "svm+lock")
     res = {m: [] for m in methods}
     cos_true = {m: [] for m in methods}
     with one_blas_thread():
@@ -87,8 +88,9 @@ def main() -> None:
                 for k in partners:
                     svm_w[k] = D.fit_confident(D.svm_boundary, x, labels[:, k].astype(float),
                                                np.random.default_rng(0), 0.5).vector
-                dirs["svm+lock"] = D.condition(dirs["svm"], np.array(list(svm_w.values()))) if partners \
-                    else dirs["svm"]
+                locks = np.array(list(svm_w.values()))
+                for m in ("meandiff", "svm"):
+                    dirs[f"{m}+lock"] = D.condition(dirs[m], locks) if partners else dirs[m]
                 for m in methods:
                     res[m].append(leakage(dirs[m], normals, t))
                     cos_true[m].append(abs(float(dirs[m] @ normals[t])))
