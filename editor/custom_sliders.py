@@ -45,6 +45,7 @@ __all__ = [
     "WordSliderMaker",
     "ClickSession",
     "add_to_bank",
+    "open_word_maker",
     "NEUTRAL_PROMPT",
 ]
 
@@ -233,6 +234,30 @@ class WordSliderMaker:
                          extra=extra)
 
 
+def open_word_maker(samples_dir: str | Path, clip, model_id: str | None = None,
+                    options: SliderFitOptions = SliderFitOptions()) -> WordSliderMaker:
+    """A `WordSliderMaker` over an existing sample cache folder (made by `python -m editor sample --labeler clip:...`).
+
+    clip: a `ClipLabeler` (the same model and weights as the cache's embeddings); model_id: when given, the cache must
+    have been sampled from the generator with that identity.
+    """
+    import json
+
+    from editor.samples import SampleCache, SampleSpec
+
+    root = Path(samples_dir)
+    meta_path = root / "meta.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"no sample cache at {root} (expected {meta_path}); make one with `python -m editor "
+                                "sample --model ... --labeler clip:MODEL:PRETRAINED --out FOLDER`")
+    meta = json.loads(meta_path.read_text())
+    gen = meta.get("generator", {})
+    if model_id is not None and gen.get("model_id") != model_id:
+        raise ValueError(f"the sample cache {root} was made with generator {gen.get('model_id')!r}, not {model_id!r}")
+    cache = SampleCache(root, SampleSpec(**meta["spec"]), gen)
+    return WordSliderMaker.from_samples(cache.load([clip.name]), clip, options)
+
+
 def _attribute_name(prompt: str) -> str:
     words = [w for w in "".join(c if c.isalnum() else " " for c in prompt.lower()).split()
              if w not in ("a", "an", "the", "photo", "of", "face", "person", "with", "portrait")]
@@ -252,9 +277,12 @@ class ClickOptions:
     fit: SliderFitOptions = SliderFitOptions(method="logreg")  # how each round's direction is fitted
     cv_folds: int = 5  # folds of the cross-validated accuracy of the marked samples
     candidates: int = 0  # >0: look for uncertain samples only in a fresh random subset of this size each round
+    strategy: str = "uncertain"  # after the first fit: 'uncertain' (active learning) or 'random' (for comparison)
     seed: int = 0  # the first rounds' random grids
 
     def __post_init__(self):
+        if self.strategy not in ("uncertain", "random"):
+            raise ValueError(f"strategy must be 'uncertain' or 'random', got {self.strategy!r}")
         if self.grid < 1:
             raise ValueError(f"grid must be >= 1, got {self.grid}")
         if self.min_labels < 4:
@@ -274,7 +302,7 @@ class ClickSession:
     """
 
     def __init__(self, x, options: ClickOptions = ClickOptions(), marks: Mapping[int, bool] | None = None,
-                 ids: Sequence[int] | None = None):
+                 ids: Sequence[int] | None = None, round: int = 0):
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[0] < options.min_labels or not np.all(np.isfinite(x)):
             raise ValueError(f"the pool must be a finite [N, D] matrix with N >= {options.min_labels}, got shape "
@@ -285,7 +313,7 @@ class ClickSession:
         if self.ids.shape != (x.shape[0],):
             raise ValueError(f"ids must have one entry per pool sample ({x.shape[0]}), got shape {self.ids.shape}")
         self.marks: dict[int, bool] = {}
-        self._round = 0
+        self.round = int(round)  # grids shown so far (seeds the random grids; keep it with the marks to resume)
         self._fit: LinearDirection | None = None
         self._fit_key: tuple | None = None
         for i, v in (marks or {}).items():
@@ -375,9 +403,9 @@ class ClickSession:
         free = np.setdiff1d(np.arange(self.x.shape[0]), np.fromiter(self.marks, dtype=np.int64, count=len(self.marks)))
         if free.size == 0:
             return free
-        rng = np.random.default_rng([self.options.seed, self._round])
-        self._round += 1
-        cert = self.certainty()
+        rng = np.random.default_rng([self.options.seed, self.round])
+        self.round += 1
+        cert = self.certainty() if self.options.strategy == "uncertain" else None
         if cert is None:
             return rng.choice(free, size=min(k, free.size), replace=False)
         if self.options.candidates and free.size > self.options.candidates:

@@ -1,0 +1,273 @@
+"""The "New slider" tab: a slider from words (CLIP) or from a few clicks, previewed on the current face, saved into
+the bank. Gradio layout and wiring only; the work is in `CustomSliderBackend` (testable without a browser).
+
+Wiring into the app (inside `app.build_demo`, within the `gr.Blocks` context, after the other tabs):
+
+    from editor.ui_custom import CustomSliderBackend, add_custom_slider_tab
+    add_custom_slider_tab(CustomSliderBackend(engine, bank_path=...), state)   # state: the app's gr.State(EditState)
+
+`build_custom_demo(backend)` builds the tab alone (tests, trying it out).
+
+Saved sliders go into the bank file; the editor's slider set is built when the app starts, so they appear as sliders
+after a restart. Per-user data lives in `gr.State` as plain dicts (the marks); the pool of latents and the CLIP
+embeddings are shared read-only.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from editor.bank import BankEntry, GeneratorInfo
+from editor.custom_sliders import ClickOptions, ClickSession, WordSliderMaker, add_to_bank, fmt_accuracy
+
+STRIP_ALPHAS = (-3.0, -1.5, 0.0, 1.5, 3.0)
+WORDS_MISSING = ("Sliders from words need CLIP image embeddings of this generator's samples. Make them once with "
+                 "`python -m editor sample --model MODEL --n 10000 --labeler clip:ViT-B-32:laion2b_s34b_b79k "
+                 "--out samples/MODEL-clip` (the CLIP weights must be in the Hugging Face cache), then start the app "
+                 "with that cache.")
+
+
+class CustomSliderBackend:
+    """Everything the tab computes, for one shared engine.
+
+    Args:
+        engine: the app's `editor.engine.Engine`.
+        words: a `WordSliderMaker` over this generator's cached samples, or None (words disabled).
+        bank_path: where saved sliders go (None: saving disabled).
+        pool_size / pool_seed0 / psi: the click pool: seeds pool_seed0.. mapped with truncation psi.
+        click_options: grid size, marks before the first fit, fit method.
+    """
+
+    def __init__(self, engine, words: WordSliderMaker | None = None, bank_path: str | Path | None = None,
+                 pool_size: int = 2000, pool_seed0: int = 10**6, psi: float = 0.7,
+                 click_options: ClickOptions = ClickOptions()):
+        if words is not None and words.ws.shape[1:] != (engine.num_ws, engine.w_dim):
+            raise ValueError(f"the word-slider samples have ws {words.ws.shape[1:]} but the generator needs "
+                             f"({engine.num_ws}, {engine.w_dim})")
+        if pool_size < click_options.min_labels * 2:
+            raise ValueError(f"pool_size must be at least {click_options.min_labels * 2}, got {pool_size}")
+        self.engine = engine
+        self.words = words
+        self.bank_path = None if bank_path is None else Path(bank_path)
+        self.pool_size, self.pool_seed0, self.psi = int(pool_size), int(pool_seed0), float(psi)
+        self.click_options = click_options
+        self._pool: np.ndarray | None = None  # [pool_size, num_ws, w_dim], made on first use
+        self._lock = threading.Lock()
+
+    # -- shared data -----------------------------------------------------------------------------------------------
+
+    def pool(self) -> np.ndarray:
+        """The click pool's ws [P, num_ws, w_dim] (mapped once, in batches)."""
+        with self._lock:
+            if self._pool is None:
+                from editor.samples import z_from_seeds
+
+                e = self.engine
+                z = z_from_seeds(range(self.pool_seed0, self.pool_seed0 + self.pool_size), e.z_dim)
+                parts = []
+                for i in range(0, len(z), 500):
+                    zb = torch.from_numpy(z[i:i + 500]).to(e.device)
+                    c = torch.zeros(zb.shape[0], e.c_dim, device=e.device)
+                    with torch.no_grad():
+                        parts.append(e.G.mapping(zb, c, truncation_psi=self.psi).float().cpu().numpy())
+                pool = np.concatenate(parts)
+                pool.flags.writeable = False
+                self._pool = pool
+            return self._pool
+
+    def session(self, marks: dict | None) -> ClickSession:
+        """The click session of one user, rebuilt from their plain-data marks {"marks": {i: bool}, "round": n}."""
+        marks = marks or {}
+        return ClickSession(self.pool()[:, 0], self.click_options,
+                            marks={int(k): bool(v) for k, v in (marks.get("marks") or {}).items()},
+                            ids=np.arange(self.pool_seed0, self.pool_seed0 + self.pool_size),
+                            round=int(marks.get("round", 0)))
+
+    # -- words ------------------------------------------------------------------------------------------------------
+
+    def from_words(self, positive: str, negative: str = "", name: str = "") -> tuple[BankEntry, str]:
+        if self.words is None:
+            raise ValueError(WORDS_MISSING)
+        t0 = time.perf_counter()
+        entry = self.words.make(positive, negative or None, attribute=(name or "").strip() or None)
+        dt = time.perf_counter() - t0
+        msg = (f"**{entry.attribute}**: '{entry.extra['positive']}' vs '{entry.extra['negative']}': validation "
+               f"accuracy {fmt_accuracy(entry.val_accuracy)} on the confident {int(100 * entry.extra['share'])} % "
+               f"ends of {self.words.n} samples; fitted in {dt:.2f} s.")
+        if entry.val_accuracy is not None and entry.val_accuracy < 0.75:
+            msg += " ⚠️ Low accuracy: CLIP hardly separates these prompts on this generator's images."
+        return entry, msg
+
+    # -- clicks -----------------------------------------------------------------------------------------------------
+
+    def next_grid(self, marks: dict | None) -> tuple[dict, list[np.ndarray]]:
+        """The next grid for this user: (new marks state with the grid, images)."""
+        s = self.session(marks)
+        grid = s.next_grid()
+        state = {"marks": dict(s.marks), "round": s.round, "grid": [int(i) for i in grid]}
+        ws = torch.from_numpy(np.array(self.pool()[grid], dtype=np.float32))
+        return state, (self.engine.render_ws(ws, preview=True) if len(grid) else [])
+
+    def submit(self, marks: dict | None, has_it: Sequence[int]) -> tuple[dict, str]:
+        """Record the shown grid: positions in `has_it` (0-based) have the attribute, the others do not."""
+        marks = dict(marks or {})
+        grid = list(marks.get("grid") or [])
+        if not grid:
+            raise ValueError("show a grid first")
+        bad = [p for p in has_it if not 0 <= int(p) < len(grid)]
+        if bad:
+            raise ValueError(f"grid positions {bad} are not shown (the grid has {len(grid)})")
+        chosen = {int(p) for p in has_it}
+        new = {int(k): bool(v) for k, v in (marks.get("marks") or {}).items()}
+        new.update({int(i): (p in chosen) for p, i in enumerate(grid)})
+        state = {"marks": new, "round": int(marks.get("round", 0)), "grid": []}
+        return state, self.click_status(state)
+
+    def click_status(self, marks: dict | None) -> str:
+        s = self.session(marks)
+        pos, neg = s.counts
+        if not s.ready:
+            return (f"{s.n_marks} marks ({pos} has it, {neg} doesn't). A direction is fitted after "
+                    f"{self.click_options.min_labels} marks with both answers.")
+        return (f"{s.n_marks} marks ({pos} has it, {neg} doesn't): cross-validated accuracy "
+                f"{fmt_accuracy(s.cv_accuracy())}. The next grid shows the samples the direction is least sure of.")
+
+    def from_clicks(self, marks: dict | None, name: str) -> BankEntry:
+        return self.session(marks).entry(name)
+
+    # -- preview and saving -----------------------------------------------------------------------------------------
+
+    def strip(self, entry: BankEntry, base_ws: np.ndarray | None = None,
+              alphas: Sequence[float] = STRIP_ALPHAS) -> list[np.ndarray]:
+        """The face `base_ws` [num_ws, w_dim] (default: seed 0) moved along the entry by each alpha (σ units)."""
+        e = self.engine
+        base = np.asarray(e.sample(0).ws if base_ws is None else base_ws, dtype=np.float64)
+        rows = entry.rows(e.num_ws)  # [num_ws, w_dim] unit, zero on layers it does not edit
+        ws = np.stack([base + a * entry.sigma * rows for a in alphas]).astype(np.float32)
+        return e.render_ws(torch.from_numpy(ws), preview=True)
+
+    def save(self, entry: BankEntry) -> str:
+        if self.bank_path is None:
+            raise ValueError("saving is disabled: the app was started without a bank file to write")
+        e = self.engine
+        info = GeneratorInfo(model_id=str(e.model_id), z_dim=e.z_dim, w_dim=e.w_dim, num_ws=e.num_ws)
+        bank = add_to_bank(self.bank_path, [entry], info, source=getattr(e, "model_name", None))
+        return (f"Saved {entry.name} into {self.bank_path} ({len(bank.entries)} directions). It appears as a slider "
+                "when the app restarts.")
+
+
+def add_custom_slider_tab(backend: CustomSliderBackend, state=None) -> None:
+    """Add the "New slider" tab to the enclosing `gr.Blocks`. `state`: the app's gr.State holding an EditState (its
+    latent is the preview face), or None (seed 0)."""
+    import gradio as gr
+
+    def guard(fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapped(*args):
+            try:
+                return fn(*args)
+            except (ValueError, KeyError, TypeError, RuntimeError, FileNotFoundError) as exc:
+                raise gr.Error(str(exc), print_exception=False) from None
+
+        return wrapped
+
+    def base_of(st):
+        return None if st is None else np.asarray(st.latent.ws)
+
+    grid_n = backend.click_options.grid
+    with gr.Tab("New slider"):
+        with gr.Tab("From words"):
+            if backend.words is None:
+                gr.Markdown(f"ℹ️ {WORDS_MISSING}", elem_id="words-missing")
+            with gr.Row():
+                positive = gr.Textbox(label="Has the attribute", placeholder="a photo of a smiling face",
+                                      elem_id="words-positive")
+                negative = gr.Textbox(label="Doesn't (optional: else 'a photo of a face')",
+                                      placeholder="a photo of a face with a neutral expression",
+                                      elem_id="words-negative")
+                words_name = gr.Textbox(label="Slider name (optional)", elem_id="words-name")
+            words_btn = gr.Button("Make slider", variant="primary", interactive=backend.words is not None,
+                                  elem_id="words-btn")
+            words_msg = gr.Markdown("", elem_id="words-msg")
+            words_strip = gr.Gallery(label="−3σ … +3σ on the current face", columns=len(STRIP_ALPHAS), height="auto",
+                                     allow_preview=False, elem_id="words-strip")
+            words_entry = gr.State(None)
+            words_save = gr.Button("Save into the bank", interactive=backend.bank_path is not None)
+        with gr.Tab("From clicks"):
+            gr.Markdown(f"Tick the samples that **have** the attribute; the others count as **don't**. After "
+                        f"{backend.click_options.min_labels} marks a direction is fitted and the next grids show the "
+                        "samples it is least sure of.")
+            marks = gr.State({})
+            grid = gr.Gallery(label="Samples", columns=min(grid_n, 8), height="auto", allow_preview=False,
+                              elem_id="click-grid")
+            has_it = gr.CheckboxGroup([(str(i + 1), i) for i in range(grid_n)], label="Has it (grid positions)",
+                                      elem_id="click-has-it")
+            with gr.Row():
+                show_btn = gr.Button("Show samples", elem_id="click-show")
+                submit_btn = gr.Button("Submit marks and show more", variant="primary", elem_id="click-submit")
+            click_msg = gr.Markdown("", elem_id="click-msg")
+            with gr.Row():
+                click_name = gr.Textbox(label="Slider name", elem_id="click-name")
+                fit_btn = gr.Button("Preview slider", elem_id="click-fit")
+            click_strip = gr.Gallery(label="−3σ … +3σ on the current face", columns=len(STRIP_ALPHAS),
+                                     height="auto", allow_preview=False, elem_id="click-strip")
+            click_entry = gr.State(None)
+            click_save = gr.Button("Save into the bank", interactive=backend.bank_path is not None)
+        save_msg = gr.Markdown("", elem_id="custom-save-msg")
+
+    def labelled(images):
+        return [(img, f"{i + 1}") for i, img in enumerate(images)]
+
+    @guard
+    def on_words(pos, neg, name, st):
+        entry, msg = backend.from_words(pos, neg, name)
+        return entry, msg, labelled(backend.strip(entry, base_of(st)))
+
+    @guard
+    def on_show(m):
+        m, images = backend.next_grid(m)
+        return m, labelled(images), [], backend.click_status(m)
+
+    @guard
+    def on_submit(m, checked):
+        m, _ = backend.submit(m, checked or [])
+        m, images = backend.next_grid(m)
+        return m, labelled(images), [], backend.click_status(m)
+
+    @guard
+    def on_fit(m, name, st):
+        entry = backend.from_clicks(m, name)
+        return entry, labelled(backend.strip(entry, base_of(st)))
+
+    @guard
+    def on_save(entry):
+        if entry is None:
+            raise ValueError("make a slider first")
+        return backend.save(entry)
+
+    st_in = [state] if state is not None else [gr.State(None)]
+    words_btn.click(on_words, [positive, negative, words_name, *st_in], [words_entry, words_msg, words_strip],
+                    api_visibility="private")
+    show_btn.click(on_show, [marks], [marks, grid, has_it, click_msg], api_visibility="private")
+    submit_btn.click(on_submit, [marks, has_it], [marks, grid, has_it, click_msg], api_visibility="private")
+    fit_btn.click(on_fit, [marks, click_name, *st_in], [click_entry, click_strip], api_visibility="private")
+    words_save.click(on_save, [words_entry], save_msg, api_visibility="private")
+    click_save.click(on_save, [click_entry], save_msg, api_visibility="private")
+
+
+def build_custom_demo(backend: CustomSliderBackend):
+    """A `gr.Blocks` with only the "New slider" tab (tests, trying it out)."""
+    import gradio as gr
+
+    with gr.Blocks(title="New slider") as demo:
+        add_custom_slider_tab(backend)
+    return demo
+
