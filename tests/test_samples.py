@@ -83,3 +83,18 @@ def test_build_entries_every_method_and_space_round_trips(G, tmp_path):
     assert len(load_bank(path, generator=info).entries) == len(entries)
     with pytest.raises(ValueError, match="unknown method"):
         build_entries(s.z, s.ws, s.scores["stats"], "stats", ["magic"], spaces)
+
+
+def test_build_entries_with_sparse_manual_labels():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(200, 6))
+    ws = np.repeat(z[:, None, :5], 3, axis=1)
+    truth = ws[:, 0, 0] > 0
+    labels = np.full(200, np.nan)
+    picked = rng.choice(200, 40, replace=False)  # a person labelled 40 of 200 samples
+    labels[picked] = truth[picked]
+    entries = build_entries(z, ws, {"liked": labels}, "manual:x.csv", ["logreg", "svm", "shrink"], [Space("w")],
+                            FitOptions(share=0.5, gaussian_rank=2))
+    assert {e.method for e in entries} == {"logreg", "svm", "shrink"}
+    for e in entries:
+        assert e.n_samples < 40 and e.vector[0, 0] > 0.5  # found the labelled axis from the labelled samples only
