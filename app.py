@@ -207,7 +207,7 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
             msg = "Opened: " + (st.latent.origin or "recipe") + "".join(f"\n\n⚠️ {w}" for w in warnings)
             lo_v, hi_v = (st.layers[0], st.layers[1] - 1) if st.layers else (0, engine.num_ws - 1)
             return (st, engine.render(st.reset()), engine.render(st), msg, st.method or "auto", st.space,
-                    "custom" if st.layers else gr.skip(), lo_v, hi_v, list(st.locked),
+                    service.preset_name(st.layers, engine.num_ws), lo_v, hi_v, list(st.locked),
                     *[values.get(n, 0.0) for n in names])
 
         @_guard

@@ -265,6 +265,16 @@ def parse_layers(text: str | None, num_ws: int) -> tuple[str, tuple[int, int] | 
     return "w+", layer_preset("custom", num_ws, (lo_i, hi_i + 1))
 
 
+def preset_name(layers: tuple[int, int] | None, num_ws: int) -> str:
+    """The layer preset whose range is `layers` ('coarse', 'middle', 'fine'), else 'custom' (or 'middle' for None)."""
+    if layers is None:
+        return "middle"
+    for name in ("coarse", "middle", "fine"):
+        if layer_preset(name, num_ws) == tuple(layers):
+            return name
+    return "custom"
+
+
 def controls_to_state(engine: Engine, latent: Latent, names: Sequence[str], values: Sequence[Any],
                       method: str | None, space: str, preset: str, lo: Any, hi: Any,
                       locked: Sequence[str] | None) -> EditState:

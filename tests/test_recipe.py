@@ -128,6 +128,7 @@ def test_parsers(engine):
     with pytest.raises(ValueError, match="JSON object"):
         service.parse_edits("{bad json")
     assert service.parse_locked('["age"]') == ["age"] and service.parse_locked("age, glasses") == ["age", "glasses"]
+    assert service.preset_name((0, 4), 8) == "coarse" and service.preset_name((2, 3), 8) == "custom"
     assert service.parse_layers("all", 8) == ("w", None)
     assert service.parse_layers("coarse", 8) == ("w+", (0, 4))
     assert service.parse_layers("2-5", 8) == ("w+", (2, 6))
