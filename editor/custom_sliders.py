@@ -173,6 +173,7 @@ class WordSliderMaker:
         self.options = options
         self.neutral_prompt = neutral_prompt
         self._latents: dict[str, np.ndarray] = {}
+        self._text_cache: dict[str, np.ndarray] = {}  # prompt -> text embedding [E] (the neutral prompt is reused)
 
     @classmethod
     def from_samples(cls, samples, clip, options: SliderFitOptions = SliderFitOptions(), **kw) -> "WordSliderMaker":
@@ -207,10 +208,16 @@ class WordSliderMaker:
     def scores(self, positive: str, negative: str | None = None) -> np.ndarray:
         """Per-sample scores [N] for a prompt pair (negative None or '' = the neutral prompt)."""
         pos, neg = self._prompts(positive, negative)
-        text = np.asarray(self.encode_text([pos, neg]), dtype=np.float64)
-        if text.ndim != 2 or text.shape[0] != 2:
-            raise ValueError(f"encode_text must return [2, E] for two prompts, got shape {text.shape}")
-        return prompt_scores(self.embeddings, text[0], text[1])
+        new = [p for p in dict.fromkeys((pos, neg)) if p not in self._text_cache]
+        if new:
+            text = np.asarray(self.encode_text(new), dtype=np.float64)
+            if text.ndim != 2 or text.shape[0] != len(new):
+                raise ValueError(f"encode_text must return [{len(new)}, E] for {len(new)} prompts, got shape "
+                                 f"{text.shape}")
+            if len(self._text_cache) > 1000:
+                self._text_cache.clear()
+            self._text_cache.update(zip(new, text))
+        return prompt_scores(self.embeddings, self._text_cache[pos], self._text_cache[neg])
 
     def make(self, positive: str, negative: str | None = None, attribute: str | None = None,
              space: str | Space = "w") -> BankEntry:

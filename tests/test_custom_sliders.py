@@ -166,3 +166,24 @@ def test_words_end_to_end_with_tiny_random_clip(tmp_path):
     assert bank.entries[0].name == "glasses/lda/w"
     with pytest.raises(ValueError, match="no image embeddings"):
         WordSliderMaker.from_samples(samples, type("C", (), {"name": "clip:other"})())
+
+
+def test_slider_from_words_command(tmp_path, capsys):
+    from editor.commands import main
+
+    cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16,
+                                           "patch_size": 8},
+           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    cfg_path = tmp_path / "tiny-cmd-clip.json"
+    cfg_path.write_text(json.dumps(cfg))
+    samples, bank = tmp_path / "s", tmp_path / "b.safetensors"
+    assert main(["sample", "--model", "random:small", "--n", "40", "--chunk", "20", "--labeler", f"clip:{cfg_path}",
+                 "--out", str(samples), "--device", "cpu"]) == 0
+    assert main(["slider-from-words", "--samples", str(samples), "--clip", f"clip:{cfg_path}", "--positive",
+                 "a face with freckles", "--bank", str(bank)]) == 0
+    out = capsys.readouterr().out
+    assert "freckles/lda/w" in out and "saved into" in out
+    assert load_bank(bank).find("freckles").extra["negative"] == "a photo of a face"
+    assert main(["slider-from-words", "--samples", str(tmp_path / "none"), "--clip", f"clip:{cfg_path}",
+                 "--positive", "x"]) == 1
+    assert "no sample cache" in capsys.readouterr().err
