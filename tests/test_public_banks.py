@@ -59,6 +59,15 @@ def test_registry_identity_matches_the_built_ffhq_configuration():
     assert (info.z_dim, info.w_dim, info.num_ws) == (G.z_dim, G.w_dim, G.num_ws)
     with pytest.raises(ValueError, match="known"):
         registry_generator_info("demo")
+    shipped = REPO / "directions" / "ffhq-1024.safetensors"
+    if shipped.is_file():  # the app's loading path: the bank is accepted for the registry source only
+        from editor.service import _load_bank_file
+
+        engine_bank = _load_bank_file(shipped, G, "ffhq-1024")
+        engine_bank.check_fits(G.num_ws, G.w_dim)
+        assert len(engine_bank.attributes) == 22 and engine_bank.bank_id == "registry:ffhq-1024"
+        with pytest.raises(ValueError, match="another generator"):
+            _load_bank_file(shipped, G, "random:ffhq-1024")
 
 
 def test_shipped_bank_is_current(public_root):
