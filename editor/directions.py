@@ -162,7 +162,8 @@ def select_confident(scores, share: float) -> tuple[np.ndarray, np.ndarray]:
 def train_val_split(n: int, val_share: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A random split of range(n) into (train indices, validation indices); val_share in [0, 1)."""
     if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+        raise ValueError("rng must be a numpy.random.Generator (np.random.default_rng(seed)), got "
+                         f"{type(rng).__name__}")
     if not 0.0 <= val_share < 1.0:
         raise ValueError(f"val_share must be in [0, 1), got {val_share}")
     perm = rng.permutation(n)
@@ -324,8 +325,8 @@ def _squared_hinge_svm(x: np.ndarray, y: np.ndarray, c: float, max_iter: int) ->
 
 
 def svm_boundary(x, labels, c: float = 1.0, max_iter: int = 100) -> LinearDirection:
-    """A linear SVM fitted on all given samples (primal squared hinge, generalised Newton); see `linear_svm` for the full
-    InterFaceGAN protocol. x: [N, D]; labels: [N] 0/1 or bool."""
+    """A linear SVM fitted on all given samples (primal squared hinge, generalised Newton); see `linear_svm` for the
+    full InterFaceGAN protocol. x: [N, D]; labels: [N] 0/1 or bool."""
     x = _as_matrix(x)
     y = as_labels(labels, x.shape[0])
     if c <= 0:
@@ -695,7 +696,7 @@ class Space:
 
 
 def fit_space_latents(space: Space, z=None, ws=None) -> np.ndarray:
-    """The [N, D] matrix a direction in `space` is fitted on: z for 'z', the mean of ws over the edited layers otherwise.
+    """The [N, D] matrix a direction in `space` is fitted on: z for 'z', else the mean of ws over the edited layers.
 
     z: [N, z_dim]; ws: [N, num_ws, w_dim]. Without style mixing or a truncation cutoff every layer of ws is the same w,
     so 'w' and 'w+' fit on the same latents and differ only in the layers the edit moves.

@@ -450,7 +450,8 @@ def assess_claims(summaries: Sequence[dict], linear_method: str = "svm") -> list
                            "does not hold") if reduced else "not measured",
                "n_cases": len(per), "cases": per}
         if per:
-            res["median_abs_partner_slope_free"] = float(np.median([abs(v["partner_slope_free"]) for v in per.values()]))
+            res["median_abs_partner_slope_free"] = float(np.median([abs(v["partner_slope_free"])
+                                                                    for v in per.values()]))
             res["median_abs_partner_slope_locked"] = float(np.median([abs(v["partner_slope_locked"])
                                                                       for v in per.values()]))
             res["median_target_slope_free"] = float(np.median([v["target_slope_free"] for v in per.values()]))

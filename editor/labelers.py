@@ -224,7 +224,8 @@ class ClipLabeler:
             raise ValueError("ClipLabeler needs at least one attribute: {name: (positive prompt, negative prompt)}")
         for a, pair in self.prompts.items():
             if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(p, str) and p for p in pair)):
-                raise ValueError(f"prompts[{a!r}] must be a (positive, negative) pair of non-empty strings, got {pair!r}")
+                raise ValueError(f"prompts[{a!r}] must be a (positive, negative) pair of non-empty strings, "
+                                 f"got {pair!r}")
         model_name = self.model
         if model_name.endswith(".json"):
             path = Path(model_name)
@@ -233,7 +234,8 @@ class ClipLabeler:
             open_clip.add_model_config(str(path))
             model_name = path.stem
         try:
-            net, _, _ = open_clip.create_model_and_transforms(model_name, pretrained=self.pretrained, device=self.device)
+            net, _, _ = open_clip.create_model_and_transforms(model_name, pretrained=self.pretrained,
+                                                              device=self.device)
         except RuntimeError as exc:
             raise ValueError(f"cannot load OpenCLIP {model_name!r} with pretrained={self.pretrained!r} ({exc}). "
                              "Weights cannot be downloaded offline: pass a local checkpoint path as pretrained, "
@@ -344,7 +346,8 @@ class ManualLabeler:
         if path.suffix.lower() == ".csv":
             with path.open(newline="") as f:
                 for i, row in enumerate(csv.DictReader(f), start=2):
-                    add({k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k}, f"{path}:{i}")
+                    clean = {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k}
+                    add(clean, f"{path}:{i}")
         elif path.suffix.lower() in (".jsonl", ".ndjson"):
             with path.open() as f:
                 for i, line in enumerate(f, start=1):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 NAME = "build-bank"
 HELP = "Fit attribute directions (every method x space) on labelled samples and write a direction bank."
-EXAMPLES = """  python -m editor build-bank --model random:small --n 1000 --labeler stats --out directions/random-small.safetensors
+EXAMPLES = """  python -m editor build-bank --model random:small --n 1000 --labeler stats --out out/random-small.safetensors
   python -m editor build-bank --model demo --n 5000 --labeler toon --spaces z,w,coarse,middle,fine
   python -m editor build-bank --model demo --samples samples/demo --labeler manual:my_labels.csv --methods svm,logreg"""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 NAME = "evaluate"
 HELP = "Evaluate a direction bank on held-out latents (target effect, entanglement, identity, realism) + claims."
-EXAMPLES = """  python -m editor evaluate --model demo --bank directions/demo.safetensors --judge toon --out docs/eval/demo
+EXAMPLES = """  python -m editor evaluate --model demo --bank directions/demo.safetensors --judge toon --out out/eval-demo
   python -m editor evaluate --model random:small --bank directions/random-small.safetensors --judge stats \\
       --attributes brightness,redness --methods meandiff,logreg,svm,mahalanobis --spaces z,w --n-seeds 16 \\
       --lock brightness:contrast --out out/eval-small
