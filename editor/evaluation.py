@@ -10,9 +10,10 @@ labeller). From the per-α scores:
 - entanglement: the slope of every other attribute (a row of the entanglement matrix), and the *leakage*
   ``rms(other slopes) / |target slope|``: how much everything else moves per unit of the target's move (0 = clean);
 - identity: the mean |change| of designated identity attributes at |α| = 2, in population standard deviations;
-- realism: the kernel inception distance (KID, unbiased, cubic kernel) between the embeddings of edited images and of
-  a separate reference set, the discriminator's mean logit when a discriminator is given, and how far the edited
-  latents sit from the W distribution (mean Mahalanobis distance under a Gaussian fit of sampled w);
+- realism: the kernel inception distance (KID) and the Fréchet distance (FD) between the judge's embeddings of edited
+  images and of a separate reference set (editor.metrics; both computed in the judge's embedding space, e.g. the
+  attribute model's penultimate features), the discriminator's mean logit when a discriminator is given, and how far
+  the edited latents sit from the W distribution (mean Mahalanobis distance under a Gaussian fit of sampled w);
 - conditional editing: the same sweep with correlated attributes locked, to compare their slopes.
 
 `assess_claims` turns the summaries into verdicts on the studies' claims, with the numbers; `write_report` writes
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 
 from editor.bank import BankEntry, apply_edit
+from editor.metrics import frechet_distance_from_features, kernel_inception_distance
 from editor.samples import EMBEDDING_KEY, z_from_seeds
 
 __all__ = [
@@ -45,7 +47,6 @@ __all__ = [
     "run_sweep",
     "summarize_sweep",
     "assess_claims",
-    "kid",
     "write_report",
 ]
 
@@ -94,19 +95,6 @@ class EvalConfig:
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Realism helpers
-
-
-def kid(x: np.ndarray, y: np.ndarray) -> float:
-    """Kernel inception distance: unbiased MMD² with the cubic kernel (a·b / d + 1)³ between embeddings x [N, d] and
-    y [M, d]. Unbiased, so it is usable with a few dozen samples (it can be slightly negative)."""
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or len(x) < 2 or len(y) < 2:
-        raise ValueError(f"kid needs two [N>=2, d] embedding sets with the same d, got {x.shape} and {y.shape}")
-    d = x.shape[1]
-    kxx, kyy, kxy = (x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3
-    n, m = len(x), len(y)
-    return float((kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-                 - 2 * kxy.mean())
 
 
 @dataclass(frozen=True)
@@ -225,6 +213,7 @@ class Sweep:
     alphas: np.ndarray  # [A]
     scores: dict  # attribute -> [A, N]
     kid: np.ndarray | None  # [A] KID of the edited embeddings against the reference set
+    fd: np.ndarray | None  # [A] Fréchet distance of the same (biased upward with few samples; compare across alpha)
     disc: np.ndarray | None  # [A] mean discriminator logit
     latent_distance: np.ndarray  # [A] mean Mahalanobis distance of the edited w (layer mean) under the W Gaussian
     strip: np.ndarray | None = field(default=None, repr=False)  # [A, H, W, 3] images of held-out latent 0
@@ -237,6 +226,7 @@ def run_sweep(ctx: EvalContext, entry: BankEntry, locked: Sequence[BankEntry] = 
     n = len(ctx.seeds)
     scores = {k: np.zeros((len(alphas), n)) for k in ctx.base}
     kids = np.full(len(alphas), np.nan) if ctx.reference_embedding is not None else None
+    fds = None if kids is None else kids.copy()
     discs = np.full(len(alphas), np.nan) if ctx.discriminator is not None else None
     dist = np.zeros(len(alphas))
     strip = []
@@ -261,12 +251,13 @@ def run_sweep(ctx: EvalContext, entry: BankEntry, locked: Sequence[BankEntry] = 
         for k in scores:
             scores[k][i] = s[k]
         if kids is not None:
-            kids[i] = kid(emb, ctx.reference_embedding)
+            kids[i] = kernel_inception_distance(emb, ctx.reference_embedding, num_subsets=50)
+            fds[i] = frechet_distance_from_features(emb, ctx.reference_embedding)
         dist[i] = float(ctx.w_gaussian.distance(edited.mean(axis=1)).mean())
     lock_names = tuple(lk.attribute for lk in locked)
     name = entry.name + (f"|locked:{','.join(lock_names)}" if lock_names else "")
     return Sweep(name=name, attribute=entry.attribute, method=entry.method, space=str(entry.space), locked=lock_names,
-                 alphas=alphas, scores=scores, kid=kids, disc=discs, latent_distance=dist,
+                 alphas=alphas, scores=scores, kid=kids, fd=fds, disc=discs, latent_distance=dist,
                  strip=np.stack(strip) if strip else None)
 
 
@@ -326,6 +317,7 @@ def summarize_sweep(sweep: Sweep, ctx: EvalContext, identity: Sequence[str] = ()
         "leakage": leakage(slope_seed), "leakage_se": boot_se,
         "latent_distance": sweep.latent_distance.tolist(),
         "kid": None if sweep.kid is None else sweep.kid.tolist(),
+        "fd": None if sweep.fd is None else sweep.fd.tolist(),
         "disc": None if sweep.disc is None else sweep.disc.tolist(),
     }
     base = sweep.scores[t][alphas == 0][0]
@@ -413,20 +405,20 @@ def assess_claims(summaries: Sequence[dict], linear_method: str = "svm") -> list
         far, near = np.abs(alphas) == np.abs(alphas).max(), np.abs(alphas) <= 1
         res = {"claim": "extreme alpha leaves the data manifold", "max_abs_alpha": float(np.abs(alphas).max())}
         votes = []
-        for key in ("kid", "disc", "latent_distance"):
+        for key in ("kid", "fd", "disc", "latent_distance"):
             vals = [np.array(s[key]) for s in rows if s.get(key) is not None]
             if not vals:
                 continue
             v = np.stack(vals)
             f, n = float(np.mean(v[:, far])), float(np.mean(v[:, near]))
             res[f"{key}_at_max_alpha"], res[f"{key}_at_abs_alpha_le_1"] = f, n
-            # A discriminator's logit drops for unrealistic images; KID rises. The latent distance is reported but
+            # A discriminator's logit drops for unrealistic images; KID / FD rise. The latent distance is reported but
             # does not vote: any large linear step leaves the W Gaussian by construction.
             if key != "latent_distance":
                 votes.append(f < n if key == "disc" else f > n)
         res["verdict"] = ("holds" if all(votes) else "does not hold" if not any(votes) else "mixed") if votes \
             else "not measured on images (no embedding judge or discriminator)"
-        res["note"] = ("verdict from image measures (KID of judge embeddings, discriminator); the latent distance is "
+        res["note"] = ("verdict from image measures (KID / FD of judge embeddings, discriminator); the latent distance is "
                        "geometric and shown for reference")
         out.append(res)
     # Conditional editing.
@@ -543,7 +535,7 @@ def write_report(out_dir: str | Path, summaries: Sequence[dict], claims: Sequenc
         figs.append((f"Entanglement matrix ({m}/{sp})", "entanglement_matrix.png"))
 
     # 4. Realism against alpha (mean over attributes, per method/space).
-    keys = [k for k in ("kid", "disc", "latent_distance") if any(s.get(k) is not None for s in free)]
+    keys = [k for k in ("kid", "fd", "disc", "latent_distance") if any(s.get(k) is not None for s in free)]
     if free and keys:
         fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3), squeeze=False)
         for ax, k in zip(axes.flat, keys):
@@ -551,7 +543,8 @@ def write_report(out_dir: str | Path, summaries: Sequence[dict], claims: Sequenc
                 vals = [s[k] for s in free if s["method"] == m and s["space"] == sp and s.get(k) is not None]
                 if vals:
                     ax.plot(free[0]["alphas"], np.mean(vals, axis=0), marker=".", label=f"{m}/{sp}")
-            ax.set_title({"kid": "KID vs reference (embeddings)", "disc": "discriminator logit",
+            ax.set_title({"kid": "KID vs reference (embeddings)", "fd": "FD vs reference (embeddings)",
+                          "disc": "discriminator logit",
                           "latent_distance": "Mahalanobis distance of w"}[k], fontsize=9)
             ax.set_xlabel("alpha (sigma)", fontsize=8)
         axes.flat[0].legend(fontsize=6)

@@ -13,15 +13,6 @@ from editor.directions import Space
 from editor.labelers import ImageStatsLabeler
 
 
-def test_kid_is_near_zero_for_same_distribution_and_grows_with_shift():
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=(200, 8)), rng.normal(size=(200, 8))
-    assert abs(E.kid(a, b)) < 0.05
-    assert E.kid(a, b + 1.0) > 0.5
-    with pytest.raises(ValueError, match="same d"):
-        E.kid(a, b[:, :4])
-
-
 def _fake_ctx(pop_std):
     cfg = E.EvalConfig(n_seeds=4, n_reference=4, alphas=(-2.0, -1.0, 0.0, 1.0, 2.0))
     return E.EvalContext(G=None, judge=None, config=cfg, seeds=np.arange(4), z=np.zeros((4, 2)), ws=np.zeros((4, 1, 2)),
@@ -32,7 +23,7 @@ def _fake_ctx(pop_std):
 def _sweep(scores, attribute="smile", method="svm", space="w", locked=()):
     alphas = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
     return E.Sweep(name=f"{attribute}/{method}/{space}", attribute=attribute, method=method, space=space,
-                   locked=locked, alphas=alphas, scores=scores, kid=None, disc=None,
+                   locked=locked, alphas=alphas, scores=scores, kid=None, fd=None, disc=None,
                    latent_distance=np.abs(alphas) + 3.0)
 
 
@@ -105,7 +96,11 @@ def test_full_path_on_tiny_random_generator(tmp_path):
     sweeps = [E.run_sweep(ctx, e) for e in entries]
     sweeps.append(E.run_sweep(ctx, entries[0], locked=[entries[2]]))
     assert sweeps[0].strip.shape == (3, 32, 32, 3) and sweeps[0].kid.shape == (3,)
-    assert sweeps[0].kid[1] == pytest.approx(E.kid(ctx.base_embedding, ctx.reference_embedding))
+    from editor.metrics import kernel_inception_distance
+
+    assert sweeps[0].kid[1] == pytest.approx(kernel_inception_distance(ctx.base_embedding, ctx.reference_embedding,
+                                                                        num_subsets=50))
+    assert np.all(np.isfinite(sweeps[0].fd))
     sums = [E.summarize_sweep(s, ctx, n_boot=10) for s in sweeps]
     claims = E.assess_claims(sums)
     md = E.write_report(tmp_path / "rep", sums, claims, sweeps, {"model": "random:small"})
