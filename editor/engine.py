@@ -4,10 +4,11 @@ An edit never changes the generator, only the latent codes fed to its synthesis 
 
     ws' = ws + sum_i alpha_i * sigma_i * n_i'        (only on the chosen layers)
 
-where n_i is the unit direction of attribute i in the bank, sigma_i the standard deviation of the samples'
-projections on it (so alpha is measured in sigma units, the same for every attribute), and n_i' is n_i with the
-components along every *locked* attribute's direction removed (QR of the locked directions) and renormalised, as in
-InterFaceGAN's conditional editing extended to any number of locked attributes.
+where n_i is the unit direction of attribute i in the bank (per layer), sigma_i the standard deviation of the
+samples' projections on it (so alpha is measured in sigma units, the same for every attribute), and n_i' is n_i with
+the components along every *locked* attribute's direction removed layer by layer and renormalised
+(`editor.directions.condition`: InterFaceGAN's conditional editing extended to any number of locked attributes). The
+result equals `editor.bank.apply_edit` for linear directions.
 
 Caches (all bounded, all behind their own locks, all keyed by content):
 - the mapping output of sampled latents, keyed by (seed, psi);
@@ -34,6 +35,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from editor.directions import condition
+
 # Layer presets for W+ edits, by the resolution of the synthesis block a layer feeds (as in StyleGAN's "coarse /
 # middle / fine styles"): coarse = 4..8 px, middle = 16..32 px, fine = 64 px and up.
 LAYER_PRESETS = ("all", "coarse", "middle", "fine", "custom")
@@ -57,24 +60,21 @@ class Direction:
     layers: tuple[int, int] | None = None  # suggested [lo, hi) W+ layer range, None = all layers
 
     def unit(self, num_ws: int, w_dim: int) -> np.ndarray:
-        """The unit-norm direction broadcast to [num_ws, w_dim] float64."""
+        """The unit direction of every layer, [num_ws, w_dim] float64: a W direction repeated on each layer, a W+
+        direction with each row normalised (as `editor.bank` does: one slider unit moves every edited layer by
+        sigma along its row)."""
         v = np.asarray(self.vector, dtype=np.float64)
-        if v.shape == (w_dim,):
-            v = np.broadcast_to(v, (num_ws, w_dim))
-            norm = np.linalg.norm(v[0])
-        elif v.shape == (1, w_dim):
-            v = np.broadcast_to(v[0], (num_ws, w_dim))
-            norm = np.linalg.norm(v[0])
-        elif v.shape == (num_ws, w_dim):
-            norm = np.linalg.norm(v)
-        else:
+        if v.shape in ((w_dim,), (1, w_dim)):
+            v = np.broadcast_to(v.reshape(1, w_dim), (num_ws, w_dim))
+        elif v.shape != (num_ws, w_dim):
             raise ValueError(
                 f"direction {self.attribute!r} has shape {tuple(v.shape)}; this generator needs "
                 f"[{w_dim}] or [{num_ws}, {w_dim}]"
             )
-        if not np.isfinite(v).all() or norm == 0.0:
-            raise ValueError(f"direction {self.attribute!r} is zero or not finite")
-        return np.array(v / norm, dtype=np.float64)
+        norms = np.linalg.norm(v, axis=1, keepdims=True)  # [num_ws, 1]
+        if not np.isfinite(v).all() or (norms == 0).any():
+            raise ValueError(f"direction {self.attribute!r} has a zero or non-finite row")
+        return v / norms
 
 
 @dataclass(frozen=True)
@@ -249,27 +249,6 @@ def layer_preset(preset: str, num_ws: int, custom: tuple[int, int] | None = None
     lo, hi = bounds[preset]
     lo, hi = min(lo, num_ws - 1), min(hi, num_ws)
     return (lo, max(hi, lo + 1))
-
-
-def conditional_directions(units: np.ndarray, locked: np.ndarray) -> np.ndarray:
-    """Remove from each direction its components along the span of the locked directions, then renormalise.
-
-    units:  [k, D] directions to edit with (unit norm)
-    locked: [m, D] directions that must not change (any norm; m may be 0)
-    returns [k, D] unit directions orthogonal to every locked direction
-    """
-    if units.ndim != 2 or locked.ndim != 2 or units.shape[1] != locked.shape[1]:
-        raise ValueError(f"shape mismatch: units {units.shape}, locked {locked.shape}")
-    if locked.shape[0] == 0:
-        return units
-    q, r = np.linalg.qr(locked.T)  # q: [D, m] orthonormal basis of the locked span
-    keep = np.abs(np.diag(r)) > 1e-8 * max(1.0, float(np.abs(r).max()))
-    q = q[:, keep]
-    out = units - (units @ q) @ q.T
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    if (norms < 1e-6).any():
-        raise ValueError("an edited direction lies (almost) in the span of the locked directions")
-    return out / norms
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -504,23 +483,28 @@ class Engine:
         if cached is not None:
             return cached
         d = self.bank.find(attribute, state.method, state.space)
-        mask = self._layer_mask(state, d)
-        unit = (d.unit(self.num_ws, self.w_dim) * mask).reshape(1, -1)  # [1, num_ws * w_dim]
-        # Locked directions count on the layers where both they and the edit act.
-        others = [self.bank.find(n, state.method, state.space) for n in state.locked if n != attribute]
-        rows = []
-        for o in others:
+        mask = self._layer_mask(state, d)[:, 0] > 0  # [num_ws] layers this edit moves
+        rows = d.unit(self.num_ws, self.w_dim)  # [num_ws, w_dim]
+        # Locked directions count on the layers where both they and the edit act (as editor.bank.apply_edit does).
+        locks = []  # (rows [num_ws, w_dim], acts [num_ws] bool, same row on every layer)
+        for name in state.locked:
+            if name == attribute:
+                continue
+            o = self.bank.find(name, state.method, state.space)
             try:
-                rows.append((o.unit(self.num_ws, self.w_dim) * mask * self._layer_mask(state, o)).reshape(-1))
+                locks.append((o.unit(self.num_ws, self.w_dim), self._layer_mask(state, o)[:, 0] > 0, _is_w(o)))
             except ValueError:  # the locked direction does not act on these layers: nothing to remove
                 continue
-        locked = np.stack(rows) if rows else np.zeros((0, unit.shape[1]))
-        # Renormalise within the masked layers so that one unit keeps the length of the direction on those layers.
-        length = np.linalg.norm(unit)
-        if length == 0:
-            raise ValueError(f"direction {attribute!r} is zero on the chosen layers")
-        edit = conditional_directions(unit / length, locked) * length
-        delta = torch.from_numpy((edit.reshape(self.num_ws, self.w_dim) * d.sigma).astype(np.float32))
+        edit = np.zeros((self.num_ws, self.w_dim))
+        solved: dict[tuple, np.ndarray] = {}  # W directions give the same problem on many layers: solve it once
+        for layer in np.flatnonzero(mask):
+            present = [i for i, (_, acts, _) in enumerate(locks) if acts[layer]]
+            key = (-1 if _is_w(d) else layer, tuple((i, -1 if locks[i][2] else layer) for i in present))
+            if key not in solved:
+                here = [locks[i][0][layer] for i in present]
+                solved[key] = condition(rows[layer], np.stack(here)) if here else rows[layer]
+            edit[layer] = solved[key]
+        delta = torch.from_numpy((edit * d.sigma).astype(np.float32))
         self._deltas.put(key, delta)
         return delta
 
@@ -650,6 +634,11 @@ class Engine:
     def clear_caches(self) -> None:
         for c in (self.frames, self._deltas, self._mapping, self._base_styles):
             c.clear()
+
+
+def _is_w(d: Direction) -> bool:
+    """Whether a direction has one row for every layer (a W direction)."""
+    return np.ndim(d.vector) == 1 or np.shape(d.vector)[0] == 1
 
 
 def _block_resolutions(resolution: int) -> list[int]:

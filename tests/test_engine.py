@@ -13,7 +13,6 @@ from editor.engine import (
     EditBank,
     EditState,
     Engine,
-    conditional_directions,
     layer_preset,
     slerp,
 )
@@ -83,16 +82,31 @@ def test_lock_makes_edit_orthogonal(engine):
     assert abs(moved.sum()) < 1e-3
 
 
-def test_conditional_directions_many_locks():
-    rng = np.random.default_rng(0)
-    units = rng.standard_normal((2, 20))
-    units /= np.linalg.norm(units, axis=1, keepdims=True)
-    locked = rng.standard_normal((5, 20))
-    out = conditional_directions(units, locked)
-    np.testing.assert_allclose(out @ locked.T, 0, atol=1e-9)
-    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1, atol=1e-12)
+def test_engine_edit_equals_bank_apply_edit():
+    """The engine's cached deltas give the same codes as editor.bank.apply_edit (W and W+ entries, several locks)."""
+    from editor.bank import Bank, BankEntry, GeneratorInfo, apply_edit, to_engine_bank
+    from editor.directions import Space
+
+    G = tiny_generator()
+    rng = np.random.default_rng(5)
+    entries = (
+        BankEntry("smile", "svm", Space("w"), rng.standard_normal((1, G.w_dim)), sigma=1.5),
+        BankEntry("age", "svm", Space("w"), rng.standard_normal((1, G.w_dim)), sigma=0.7),
+        BankEntry("pose", "svm", Space("w+", 0, 4), rng.standard_normal((G.num_ws, G.w_dim)), sigma=2.0),
+        BankEntry("hair", "svm", Space("w+", 2, 6), rng.standard_normal((1, G.w_dim)), sigma=1.1),
+    )
+    bank = Bank(GeneratorInfo("tiny", G.z_dim, G.w_dim, G.num_ws), entries)
+    engine = Engine(G, to_engine_bank(bank))
+    lat = engine.sample(2)
+    alphas = {"smile": 1.3, "pose": -0.8, "hair": 2.0}
+    for locked in ((), ("age",), ("age", "hair"), ("age", "pose")):
+        state = EditState.create(lat, alphas, locked=locked)
+        want = apply_edit(lat.ws[None], [(bank.find(a), v) for a, v in alphas.items()],
+                          locked=[bank.find(n) for n in locked])[0]
+        np.testing.assert_allclose(engine.edited_ws(state).numpy(), want, atol=1e-5)
     with pytest.raises(ValueError, match="span of the locked"):
-        conditional_directions(locked[:1] / np.linalg.norm(locked[:1]), locked)
+        Engine(G, EditBank((Direction("a", np.ones(G.w_dim)), Direction("b", 2 * np.ones(G.w_dim))))).edited_ws(
+            EditState.create(lat, {"a": 1.0}, locked=["b"]))
 
 
 def test_wplus_layer_range_only_touches_those_layers(engine):
