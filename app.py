@@ -63,7 +63,7 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
     names = list(engine.bank.attributes)
     methods = ["auto"] + list(engine.bank.methods)
 
-    with gr.Blocks(title="StyleGAN2 face editor", delete_cache=(3600, 7200)) as demo:
+    with gr.Blocks(title="StyleGAN2 face editor", delete_cache=(300, 900)) as demo:
         state = gr.State(None)  # EditState of this user
         face_b = gr.State(None)  # Latent of the second face (interpolate / mix)
         projection = gr.State(None)  # service.Projection of this user's uploaded photo
