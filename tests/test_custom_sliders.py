@@ -2,6 +2,7 @@
 (active learning on a planted linear attribute); saving into a bank."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -136,54 +137,44 @@ def test_add_to_bank_creates_replaces_and_checks(tmp_path):
         add_to_bank(path, [maker.make("smiling")], GeneratorInfo("other", 8, 8, 1))
 
 
-def test_words_end_to_end_with_tiny_random_clip(tmp_path):
-    """Sample cache with a tiny random-weight CLIP (embeddings kept) -> a slider from words -> saved in the bank."""
+def test_words_end_to_end_with_tiny_random_clip(tmp_path, capsys):
+    """`sample` with a tiny random-weight CLIP (embeddings kept) -> a slider from words (library and command) ->
+    saved in the bank."""
     from editor.bank import generator_info
     from editor.checkpoints import load_generator
+    from editor.commands import main
+    from editor.custom_sliders import open_word_maker
     from editor.labelers import ClipLabeler
-    from editor.samples import SampleCache, SampleSpec
 
     cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16,
                                            "patch_size": 8},
            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
     cfg_path = tmp_path / "tiny-words-clip.json"
     cfg_path.write_text(json.dumps(cfg))
-    clip = ClipLabeler(prompts={"smiling": ("a smiling face", "a neutral face")}, model=str(cfg_path), pretrained=None)
-    G = load_generator("random:small")
-    info = generator_info(G)
-    cache = SampleCache(tmp_path / "samples", SampleSpec(n=60, chunk=30),
-                        {"model_id": info.model_id, "source": "random:small", "z_dim": G.z_dim, "w_dim": G.w_dim,
-                         "num_ws": G.num_ws})
-    cache.fill(G, [clip])
-    samples = cache.load()
-    maker = WordSliderMaker.from_samples(samples, clip)
-    entry = maker.make("a face wearing glasses", "a face without glasses", attribute="glasses")
-    assert entry.dim == G.w_dim and entry.labeller.startswith("clip:tiny-words-clip")
-    assert entry.val_accuracy is not None and 0 <= entry.val_accuracy <= 1
-    bank = add_to_bank(tmp_path / "bank.safetensors", [entry], info)
-    assert load_bank(tmp_path / "bank.safetensors", info).find("glasses").extra["positive"] == \
-        "a face wearing glasses"
-    assert bank.entries[0].name == "glasses/lda/w"
-    with pytest.raises(ValueError, match="no image embeddings"):
-        WordSliderMaker.from_samples(samples, type("C", (), {"name": "clip:other"})())
-
-
-def test_slider_from_words_command(tmp_path, capsys):
-    from editor.commands import main
-
-    cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16,
-                                           "patch_size": 8},
-           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
-    cfg_path = tmp_path / "tiny-cmd-clip.json"
-    cfg_path.write_text(json.dumps(cfg))
-    samples, bank = tmp_path / "s", tmp_path / "b.safetensors"
+    samples, bank_path = tmp_path / "s", tmp_path / "b.safetensors"
     assert main(["sample", "--model", "random:small", "--n", "40", "--chunk", "20", "--labeler", f"clip:{cfg_path}",
                  "--out", str(samples), "--device", "cpu"]) == 0
+    # library path
+    clip = ClipLabeler(prompts={"smiling": ("a smiling face", "a neutral face")}, model=str(cfg_path), pretrained=None)
+    info = generator_info(load_generator("random:small"))
+    maker = open_word_maker(samples, clip, model_id=info.model_id)
+    entry = maker.make("a face wearing glasses", "a face without glasses", attribute="glasses")
+    assert entry.dim == info.w_dim and entry.labeller.startswith("clip:tiny-words-clip")
+    assert entry.val_accuracy is not None and 0 <= entry.val_accuracy <= 1
+    bank = add_to_bank(bank_path, [entry], info)
+    assert bank.entries[0].name == "glasses/lda/w"
+    with pytest.raises(ValueError, match="made with generator"):
+        open_word_maker(samples, clip, model_id="someone-else")
+    with pytest.raises(ValueError, match="no image embeddings"):
+        WordSliderMaker.from_samples(SimpleNamespace(embeddings={}), SimpleNamespace(name="clip:other"))
+    # command path, adding to the same bank
     assert main(["slider-from-words", "--samples", str(samples), "--clip", f"clip:{cfg_path}", "--positive",
-                 "a face with freckles", "--bank", str(bank)]) == 0
+                 "a face with freckles", "--bank", str(bank_path)]) == 0
     out = capsys.readouterr().out
     assert "freckles/lda/w" in out and "saved into" in out
-    assert load_bank(bank).find("freckles").extra["negative"] == "a photo of a face"
+    bank = load_bank(bank_path, info)
+    assert bank.find("freckles").extra["negative"] == "a photo of a face"
+    assert bank.find("glasses").extra["positive"] == "a face wearing glasses"
     assert main(["slider-from-words", "--samples", str(tmp_path / "none"), "--clip", f"clip:{cfg_path}",
                  "--positive", "x"]) == 1
     assert "no sample cache" in capsys.readouterr().err
