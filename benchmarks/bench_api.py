@@ -83,6 +83,20 @@ def main() -> None:
         print(f"| /noop | {pct(noop_t, 50):.1f} | {pct(noop_t, 95):.1f} |")
         print(f"| /edit − /noop (paired) | {pct(diff, 50):.1f} | {pct(diff, 95):.1f} |\n", flush=True)
 
+        # Process CPU time per call (client and server share this process; the client's share is the same for both
+        # endpoints, so the difference is the CPU an edit adds, independent of other load on the machine).
+        cpu = {"/edit": [], "/noop": []}
+        for block in range(6):
+            name = ("/noop", "/edit")[block % 2]
+            c0 = time.process_time()
+            for _ in range(10):
+                edits = json.dumps({attr: round(float(rng.uniform(-3, 3)), 4)})
+                client.predict(recipe, edits, "", "", "", args.preview, api_name=name)
+            cpu[name].append((time.process_time() - c0) / 10)
+        e_cpu, n_cpu = 1000 * float(np.median(cpu["/edit"])), 1000 * float(np.median(cpu["/noop"]))
+        print(f"process CPU per call: /edit {e_cpu:.1f} ms, /noop {n_cpu:.1f} ms, added by the edit "
+              f"{e_cpu - n_cpu:.1f} ms\n", flush=True)
+
         rss0 = rss_mb()
         lat, errors, lock = [], [], threading.Lock()
 
