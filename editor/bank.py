@@ -452,7 +452,7 @@ class FitOptions:
 
     share: float = 0.25  # confident top / bottom share of scores used to fit (InterFaceGAN: 0.02 of 500k samples)
     val_share: float = 0.3  # part of the selected samples held out for the validation accuracy
-    l2: float = 1.0  # logistic-regression penalty (on centred, RMS-scaled latents)
+    l2: float = 0.01  # logistic-regression penalty (centred, RMS-scaled latents; larger pulls toward the mean difference)
     svm_c: float = 1.0  # SVM squared-hinge weight
     gaussian_rank: int = 32  # eigenvectors kept per class covariance
     shrinkage: float = 0.05  # covariance shrinkage toward a scaled identity

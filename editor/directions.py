@@ -241,12 +241,16 @@ def mean_difference(x, labels) -> LinearDirection:
     return make_direction(x, v, -float(v @ (mu0 + mu1)) / 2.0, labels=y)
 
 
-def logistic_regression(x, labels, l2: float = 1.0, max_iter: int = 50, tol: float = 1e-8) -> LinearDirection:
+def logistic_regression(x, labels, l2: float = 0.01, max_iter: int = 50, tol: float = 1e-8) -> LinearDirection:
     """Normal of the L2-regularised logistic-regression hyperplane, fitted by Newton's method (IRLS).
 
     Minimises ``sum_i log(1 + exp(-s_i (x_i·w + b))) + l2/2 |w|²`` (s_i = ±1, the bias is not penalised). Features are
     centred and scaled to unit overall RMS before fitting (so `l2` means the same in Z and W) and the result is mapped
     back. x: [N, D]; labels: [N] 0/1 or bool.
+
+    Keep `l2` small: on (nearly) separable data, such as InterFaceGAN's confident extremes, a strong penalty pulls the
+    normal toward the mean difference (a large penalty's solution is proportional to it). In a test world with
+    correlated attributes, the unwanted component fell from 0.51 (l2=10) to 0.33 (1), 0.22 (0.1) and 0.13 (0.001).
     """
     x = _as_matrix(x)
     y = as_labels(labels, x.shape[0]).astype(np.float64)
