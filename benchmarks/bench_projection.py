@@ -41,6 +41,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core machine)")
     p.add_argument("--toon-landmarker", action="store_true", help="align photos with the toon landmark model")
     p.add_argument("--out", default="docs/bench/projection.json")
+    p.add_argument("--summarise", metavar="JSON", default=None, help="only summarise an existing results file")
     return p.parse_args(argv)
 
 
@@ -90,11 +91,18 @@ def make_targets(G, args):
         aligned = align_face(r.image, lm, 256).image
         u8 = np.asarray(Image.fromarray(aligned).resize((G.img_resolution,) * 2, Image.Resampling.LANCZOS))
         targets.append(("photo", seed, u8, None))
-    return targets
+    # interleave the two sets so that a partial run (results are written after every projection) covers both
+    gen = [t for t in targets if t[0] == "generated"]
+    pho = [t for t in targets if t[0] == "photo"]
+    mixed = [t for pair in zip(gen, pho) for t in pair]
+    return mixed + gen[len(pho):] + pho[len(gen):]
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.summarise:
+        resummarise(args.summarise)
+        return 0
     torch.set_num_threads(args.threads)
     from editor.checkpoints import load_generator, load_network
     from editor.projection import lpips_model, project, psnr, w_statistics
@@ -155,6 +163,14 @@ def main(argv=None) -> int:
     out_path.write_text(json.dumps(results, indent=1))
     plot(results, out_path.with_suffix(".png"))
     return 0
+
+
+def resummarise(path: str) -> None:
+    """Summarise (and plot) a partial or finished results file: `python benchmarks/bench_projection.py --summarise F`."""
+    results = json.loads(Path(path).read_text())
+    summarise(results)
+    Path(path).write_text(json.dumps(results, indent=1))
+    plot(results, Path(path).with_suffix(".png"))
 
 
 def summarise(results: dict) -> None:
