@@ -178,3 +178,24 @@ def test_words_end_to_end_with_tiny_random_clip(tmp_path, capsys):
     assert main(["slider-from-words", "--samples", str(tmp_path / "none"), "--clip", f"clip:{cfg_path}",
                  "--positive", "x"]) == 1
     assert "no sample cache" in capsys.readouterr().err
+
+
+def test_clip_text_prefix_encoding_is_exact(tmp_path):
+    """ClipLabeler.encode_text runs the causal text tower only up to the longest prompt: same embeddings."""
+    import torch
+
+    from editor.labelers import ClipLabeler, _encode_text_prefix
+
+    cfg = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16,
+                                           "patch_size": 8},
+           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}
+    path = tmp_path / "tiny-prefix-clip.json"
+    path.write_text(json.dumps(cfg))
+    clip = ClipLabeler(prompts={"a": ("x", "y")}, model=str(path), pretrained=None)
+    texts = ["a smiling face", "a photo of a face with a neutral expression and short hair", ""]
+    tokens = clip._tokenizer(texts)
+    with torch.no_grad():
+        full = torch.nn.functional.normalize(clip._net.encode_text(tokens).float(), dim=-1).numpy()
+        short = _encode_text_prefix(clip._net, tokens)
+    assert short is not None
+    assert np.allclose(clip.encode_text(texts), full, atol=1e-6)
