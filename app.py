@@ -17,6 +17,7 @@ import functools
 import json
 import os
 import random
+import re
 from typing import Any, Callable
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -47,6 +48,11 @@ def _guard(fn: Callable) -> Callable:
             raise gr.Error(str(exc), print_exception=False) from None
 
     return wrapped
+
+
+def slider_id(attribute: str) -> str:
+    """The HTML id of an attribute's slider (safe in CSS selectors)."""
+    return "slider-" + re.sub(r"[^A-Za-z0-9_-]", "-", attribute)
 
 
 def _notice_markdown(card: service.ModelCard, engine: Engine) -> str:
@@ -111,7 +117,7 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
                     for half in (names[0::2], names[1::2]):
                         with gr.Column(min_width=240):
                             sliders += [gr.Slider(-SLIDER_LIMIT, SLIDER_LIMIT, value=0.0, step=0.1, label=f"{n} (σ)",
-                                                  elem_id=f"slider-{n}") for n in half]
+                                                  elem_id=slider_id(n)) for n in half]
                 order = names[0::2] + names[1::2]
                 sliders = [sliders[order.index(n)] for n in names]
                 with gr.Row():

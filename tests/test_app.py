@@ -52,7 +52,8 @@ def test_build_demo_without_launch(engine):
         assert endpoint.lstrip("/") in names
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
     for attr in engine.bank.attributes:
-        assert f"slider-{attr}" in ids
+        assert app.slider_id(attr) in ids
+    assert app.slider_id("hair colour/tone") == "slider-hair-colour-tone"
 
 
 def test_named_endpoints_listed(client):

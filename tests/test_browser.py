@@ -88,7 +88,7 @@ def test_browser_session(page, served, tmp_path_factory):
     first = after_src(page)
 
     # move a slider: the preview (input) and then the full render (release) replace the image
-    page.locator(f"#slider-{edit} input[type=range]").fill("3")
+    page.locator(f"#{app.slider_id(edit)} input[type=range]").fill("3")
     edited = wait_src_change(page, first)
 
     # lock an attribute: the edit is re-projected, so the image changes again (the synthetic bank's directions are
@@ -116,10 +116,10 @@ def test_browser_session(page, served, tmp_path_factory):
     # reset, then re-open the PNG: the sliders and the image come back
     page.locator("#reset-btn").click()
     reset = wait_src_change(page, locked)
-    assert page.locator(f"#slider-{edit} input[type=number]").input_value() in ("0", "0.0")
+    assert page.locator(f"#{app.slider_id(edit)} input[type=number]").input_value() in ("0", "0.0")
     page.get_by_role("tab", name="Open recipe").click()
     page.locator("#recipe-upload input[type=file]").set_input_files(str(exported))
     page.wait_for_function("() => document.querySelector('#status').innerText.includes('Opened')")
     wait_src_change(page, reset)
-    assert float(page.locator(f"#slider-{edit} input[type=number]").input_value()) == 3.0
+    assert float(page.locator(f"#{app.slider_id(edit)} input[type=number]").input_value()) == 3.0
     page.screenshot(path=str(shots / "app-reopened.jpg"), full_page=True, type="jpeg", quality=70)
