@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -97,6 +98,12 @@ def _load_bank_file(path: Path, G: torch.nn.Module, source: str | None = None) -
     return engine_bank
 
 
+def default_bank_path(source: str) -> Path:
+    """directions/<slug>.safetensors, named the way `python -m editor build-bank` names its output."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(source).split("/")[-1].replace(".safetensors", "")).strip("-")
+    return DIRECTIONS_DIR / f"{slug or 'model'}.safetensors"
+
+
 def open_engine(model: str = "auto", bank: str | None = None, device: str = "cpu",
                 config: EngineConfig = EngineConfig(), pca_samples: int = 4000) -> tuple[Engine, ModelCard]:
     """Load the generator and its bank and build the engine. Never fails for a missing model or bank: falls back
@@ -139,7 +146,7 @@ def open_engine(model: str = "auto", bank: str | None = None, device: str = "cpu
     else:
         description, lic_name, lic_text = f"generator from {source}", "see the checkpoint's model card", ""
 
-    bank_path = Path(bank) if bank else DIRECTIONS_DIR / f"{Path(source).stem if os.sep in source else source}.safetensors"
+    bank_path = Path(bank) if bank else default_bank_path(source)
     engine_bank = None
     if bank or bank_path.is_file():
         try:
