@@ -139,9 +139,10 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
                 steps = gr.Slider(4, 48, value=16, step=1, label="Frames")
                 mix_preset = gr.Radio(["coarse", "middle", "fine"], value="coarse", label="Style-mix layers from B")
             with gr.Row():
-                image_b = gr.Image(label="Face B", interactive=False, format="png", height=200)
-                mixed = gr.Image(label="Mix: A with B's layers", interactive=False, format="png", height=200)
-                anim = gr.File(label="Animation A → B")
+                image_b = gr.Image(label="Face B", interactive=False, format="png", height=200, elem_id="face-b")
+                mixed = gr.Image(label="Mix: A with B's layers", interactive=False, format="png", height=200,
+                                 elem_id="mixed")
+                anim = gr.File(label="Animation A → B", elem_id="animation")
             with gr.Row():
                 b_btn = gr.Button("Load face B")
                 mix_btn = gr.Button("Style-mix")

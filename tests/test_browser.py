@@ -123,3 +123,22 @@ def test_browser_session(page, served, tmp_path_factory):
     wait_src_change(page, reset)
     assert float(page.locator(f"#{app.slider_id(edit)} input[type=number]").input_value()) == 3.0
     page.screenshot(path=str(shots / "app-reopened.jpg"), full_page=True, type="jpeg", quality=70)
+
+
+def test_browser_candidates_and_mixing(page, served):
+    page.get_by_role("tab", name="Sample").click()
+    first = after_src(page)
+    page.locator("#candidates img").nth(2).click()  # pick a candidate: a new face
+    picked = wait_src_change(page, first)
+    assert page.locator("#status").inner_text().startswith("Face: seed")
+    page.get_by_role("tab", name="Interpolate / style-mix").click()
+    page.get_by_role("button", name="Load face B").click()
+    page.locator("#face-b img").wait_for()
+    page.get_by_role("button", name="Style-mix").click()
+    page.locator("#mixed img").wait_for()
+    page.get_by_role("button", name="Make GIF A → B").click()
+    page.locator("#animation a").first.wait_for()
+    page.get_by_role("button", name="Edit the mix").click()
+    wait_src_change(page, picked)
+    assert "mix of" in page.locator("#status").inner_text()
+    assert page.locator(".toast-body").count() == 0  # no error messages were shown
