@@ -2,6 +2,7 @@
 
     python benchmarks/bench_custom_sliders.py words            # time + planted-direction cosine, N=10000, w_dim 512
     python benchmarks/bench_custom_sliders.py words --dim 128 --emb 512
+    python benchmarks/bench_custom_sliders.py words --clip-text --methods lda   # + real ViT-B-32 text encoding
     python benchmarks/bench_custom_sliders.py clicks           # simulated clicks in the toon world
     python benchmarks/bench_custom_sliders.py clip-embed       # CLIP image-embedding cost (random ViT-B-32 weights)
 
@@ -53,18 +54,28 @@ def planted_world(n: int, d: int, e: int, seed: int = 0, noise: float = 0.3, ani
 def bench_words(args) -> None:
     from editor.custom_sliders import SliderFitOptions, WordSliderMaker
 
+    clip = None
+    if args.clip_text:  # time the real text tower (ViT-B-32, random weights: same cost); scores become meaningless
+        from editor.labelers import ClipLabeler
+
+        clip = ClipLabeler(prompts={"x": ("a", "b")}, model="ViT-B-32", pretrained=None)
     for aniso in (0.0, 1.0):
         w, u, emb, encode = planted_world(args.n, args.dim, args.emb, noise=args.noise, aniso=aniso)
+        if clip is not None:
+            encode = clip.encode_text
         ws = w[:, None, :]
         for method in args.methods.split(","):
             maker = WordSliderMaker(None, ws, emb, encode, options=SliderFitOptions(method=method))
             maker.make("a smiling face", "a neutral face")  # warm-up (latents per space cached, BLAS loaded)
             times, entry = [], None
-            for _ in range(args.repeats):
+            for r in range(args.repeats):
+                # with the real text tower: new prompts every time (nothing cached: the worst case)
+                pos, neg = ("a smiling face", "a neutral face") if clip is None else (f"a smiling face {r}",
+                                                                                     f"a neutral face {r}")
                 t0, c0 = time.perf_counter(), time.process_time()
-                entry = maker.make("a smiling face", "a neutral face")
+                entry = maker.make(pos, neg)
                 times.append((time.perf_counter() - t0, time.process_time() - c0))
-            print(json.dumps({"bench": "words", "n": args.n, "w_dim": args.dim, "emb": args.emb, "aniso": aniso,
+            print(json.dumps({"bench": "words", "text_encoder": "ViT-B-32" if clip else "stub", "n": args.n, "w_dim": args.dim, "emb": args.emb, "aniso": aniso,
                               "method": method, "wall_s_median": round(float(np.median([t[0] for t in times])), 3),
                               "cpu_s_median": round(float(np.median([t[1] for t in times])), 3),
                               "cos_planted": round(float(entry.vector[0] @ u), 4),
@@ -185,7 +196,12 @@ def main() -> None:
     p.add_argument("--click-method", default="logreg")
     p.add_argument("--attributes", default=",".join(ATTRS))
     p.add_argument("--batch", type=int, default=16, help="images (clip-embed)")
+    p.add_argument("--clip-text", action="store_true", help="words: encode prompts with ViT-B-32 (random weights)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: faster on a busy machine)")
     args = p.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     if args.what == "words":
         args.n, args.dim = args.n or 10000, args.dim or 512
         bench_words(args)
