@@ -266,18 +266,28 @@ def targets_from_attributes(attrs: Sequence[dict], landmarks: np.ndarray, size: 
 
 def attribute_loss(model: AttributeNet, out: torch.Tensor, targets: dict) -> tuple[torch.Tensor, dict]:
     """Total loss and its parts: mean BCE over binaries, mean CE over categoricals, mean MSE over continuous values
-    (in [-1, 1] units), smooth-L1 on landmarks in pixels of a 64 px image."""
+    (in [-1, 1] units), smooth-L1 on landmarks in pixels of a 64 px image.
+
+    ``targets['valid']`` (optional, float [B]) marks real renders with 1; rows with 0 are non-faces: their binary
+    targets become 0.5, their categorical targets uniform, and they take no part in the regression terms."""
     parts = model.split(out)
+    valid = targets.get("valid")
+    if valid is None:
+        valid = torch.ones(out.shape[0], device=out.device)
+    n_valid = valid.sum().clamp(min=1.0)
     bce, ce, mse = [], [], []
     for spec in ATTRIBUTES:
         raw, tgt = parts[spec.name], targets[spec.name]
         if spec.kind == "binary":
-            bce.append(F.binary_cross_entropy_with_logits(raw[:, 0], tgt))
+            soft = tgt * valid + 0.5 * (1.0 - valid)
+            bce.append(F.binary_cross_entropy_with_logits(raw[:, 0], soft))
         elif spec.kind == "categorical":
-            ce.append(F.cross_entropy(raw, tgt))
+            q = F.one_hot(tgt, raw.shape[1]).float() * valid[:, None] + (1.0 - valid[:, None]) / raw.shape[1]
+            ce.append(-(q * F.log_softmax(raw, dim=1)).sum(1).mean())
         else:
-            mse.append(F.mse_loss(raw[:, 0], tgt))
-    lm = F.smooth_l1_loss(parts["landmarks"] * 64.0, targets["landmarks"] * 64.0, beta=0.5)
+            mse.append(((raw[:, 0] - tgt) ** 2 * valid).sum() / n_valid)
+    lm_err = F.smooth_l1_loss(parts["landmarks"] * 64.0, targets["landmarks"] * 64.0, beta=0.5, reduction="none")
+    lm = (lm_err.mean(1) * valid).sum() / n_valid
     terms = {"binary": torch.stack(bce).mean(), "categorical": torch.stack(ce).mean(),
              "continuous": torch.stack(mse).mean() * 4.0, "landmarks": lm * 0.5}
     return sum(terms.values()), {k: float(v.detach()) for k, v in terms.items()}
@@ -346,6 +356,8 @@ class TrainConfig:
     augment: bool = True  # photometric jitter, blur, noise (labels and landmarks unchanged)
     geometric: float = 0.5  # share of each batch zoomed/shifted/rotated (landmarks follow), so the landmark head
     #                         localises features in off-centre crops (the photo aligner searches with it)
+    outliers: float = 0.06  # share of each batch replaced by non-faces (noise, colour fields, shuffled tiles)
+    #                         trained toward p = 0.5 / uniform classes, so the model is unsure off its world
     net: AttributeNetConfig = AttributeNetConfig()
 
     def __post_init__(self):
@@ -410,7 +422,7 @@ class RenderedSet:
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Label-preserving photometric jitter: brightness/contrast/colour gain, occasional blur and noise."""
     n = x.shape[0]
-    gain = 1.0 + 0.12 * (torch.rand(n, 3, 1, 1, generator=gen) - 0.5) * 2
+    gain = 1.0 + 0.06 * (torch.rand(n, 3, 1, 1, generator=gen) - 0.5) * 2
     bias = 0.08 * (torch.rand(n, 1, 1, 1, generator=gen) - 0.5) * 2
     contrast = 1.0 + 0.15 * (torch.rand(n, 1, 1, 1, generator=gen) - 0.5) * 2
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
@@ -451,6 +463,31 @@ def _augment_geometric(x: torch.Tensor, lm: torch.Tensor, share: float, gen: tor
     lm = lm.clone()
     lm[pick] = ((out + 1) * 0.5).reshape(k, -1)
     return x, lm
+
+
+def _outliers(x: torch.Tensor, share: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace a random ``share`` of the batch [B, 3, S, S] by non-faces: uniform noise, smooth colour fields, or
+    the batch's own images cut into 4x4 tiles and shuffled. Returns the images and valid [B] (0 = non-face)."""
+    b, _, s, _ = x.shape
+    pick = torch.rand(b, generator=gen) < share
+    valid = (~pick).float()
+    if not pick.any():
+        return x, valid
+    x = x.clone()
+    for i in torch.nonzero(pick)[:, 0].tolist():
+        kind = int(torch.randint(3, (1,), generator=gen))
+        if kind == 0:
+            x[i] = torch.rand(3, s, s, generator=gen) * 2 - 1
+        elif kind == 1:
+            g = int(torch.randint(2, 9, (1,), generator=gen))
+            field = torch.rand(1, 3, g, g, generator=gen) * 2 - 1
+            x[i] = F.interpolate(field, size=(s, s), mode="bicubic", align_corners=False)[0].clamp(-1, 1)
+        else:
+            t = s // 4
+            tiles = x[i].reshape(3, 4, t, 4, t).permute(1, 3, 0, 2, 4).reshape(16, 3, t, t)
+            tiles = tiles[torch.randperm(16, generator=gen)]
+            x[i] = tiles.reshape(4, 4, 3, t, t).permute(2, 0, 3, 1, 4).reshape(3, s, s)
+    return x, valid
 
 
 def _lr_at(step: int, cfg: TrainConfig) -> float:
@@ -506,6 +543,8 @@ def train_attribute_model(cfg: TrainConfig, data: RenderedSet, state_path=None, 
             x, t["landmarks"] = _augment_geometric(x, t["landmarks"], cfg.geometric, gen)
         if cfg.augment:
             x = _augment(x, gen)
+        if cfg.outliers > 0:
+            x, t["valid"] = _outliers(x, cfg.outliers, gen)
         x = x.to(device)
         t = {k: v.to(device) for k, v in t.items()}
         for group in opt.param_groups:

@@ -68,7 +68,7 @@ GLASSES_COLORS = ("none", "black", "tortoise", "gold", "red", "blue")
 BACKGROUNDS = ("blue", "teal", "green", "yellow", "pink", "lavender")
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 FRAMINGS = ("portrait", "photo")
-RENDER_VERSION = 1  # bump whenever pixels or parameters change for a given seed (caches key on it)
+RENDER_VERSION = 2  # bump whenever pixels or parameters change for a given seed (caches key on it)
 
 
 @dataclass(frozen=True)
@@ -827,7 +827,7 @@ class _Painter:
             return my + tilt_ * t * hw - lift * (t * t) + op * (1 - t * t) ** 0.8
 
         # lips (drawn under the mouth line)
-        lip_t = 0.017 if p.lipstick else 0.010
+        lip_t = 0.021 if p.lipstick else 0.010
 
         def lips(u, v):
             t = (u - mx) / hw
@@ -836,7 +836,7 @@ class _Painter:
             lo = (lower(u) + lip_t * 1.15 * (1 - 0.6 * t * t)) - v
             return np.maximum(np.maximum(-up, -lo), inside_x * hw)
 
-        self.c.paint(self.head, box, lips, lip, alpha=1.0 if p.lipstick else 0.55)
+        self.c.paint(self.head, box, lips, lip, alpha=1.0 if p.lipstick else 0.4)
         if openness > 0:
             def hole(u, v):
                 t = (u - mx) / hw
@@ -879,10 +879,12 @@ class _Painter:
     def _wrinkles(self):
         g, p = self.g, self.p
         a = p.age
-        strength = 0.55 + 0.45 * (a - 0.55) / 0.45 if a >= 0.5 else 0.25 * a
+        old = a >= 0.5
+        strength = 0.7 + 0.3 * (a - 0.55) / 0.45 if old else 0.25 * a
         if strength <= 0.02:
             return
-        col = self.skin * 0.62
+        col = self.skin * (0.55 if old else 0.62)
+        k_thick = 1.4 if old else 1.0
         soft = 2.0 * self.c.side / 256.0 + 0.5
         nx, ny = g.nose
         (lx, ly), (rx_, ry_) = _mouth_corners(g)
@@ -891,17 +893,24 @@ class _Painter:
             ax, ay = nx + side * 0.04, ny
             bx, by = cx + side * 0.014, cy - 0.005
             self.c.paint(self.head, (min(ax, bx) - 0.03, ay - 0.03, max(ax, bx) + 0.03, by + 0.03),
-                         lambda u, v, ax=ax, ay=ay, bx=bx, by=by: _sd_segment(u, v, ax, ay, bx, by, 0.0045), col,
-                         alpha=min(1.0, strength * 0.8), edge=soft)
-        if a < 0.5:
+                         lambda u, v, ax=ax, ay=ay, bx=bx, by=by: _sd_segment(u, v, ax, ay, bx, by, 0.0045 * k_thick),
+                         col, alpha=min(1.0, strength * 0.8), edge=soft)
+        if not old:
             return
+        # marionette lines below the mouth corners
+        for side, (cx, cy) in ((-1.0, (lx, ly)), (1.0, (rx_, ry_))):
+            ax, ay = cx + side * 0.008, cy + 0.012
+            bx, by = cx + side * 0.012, cy + 0.05
+            self.c.paint(self.head, (min(ax, bx) - 0.03, ay - 0.03, max(ax, bx) + 0.03, by + 0.03),
+                         lambda u, v, ax=ax, ay=ay, bx=bx, by=by: _sd_segment(u, v, ax, ay, bx, by, 0.005), col,
+                         alpha=strength * 0.7, edge=soft)
         # forehead lines
         top = g.hy - g.ry * 0.62
-        for k in range(3 if a > 0.75 else 2):
+        for k in range(3):
             y = top + 0.035 * k + 0.02
             w = g.rx * (0.45 - 0.06 * k)
             self.c.paint(self.head, (g.hx - w - 0.02, y - 0.03, g.hx + w + 0.02, y + 0.03),
-                         lambda u, v, y=y, w=w: _sd_curve(u, v, g.hx + 0.02 * math.sin(g.yaw), y, w, 0.05, 0.008,
+                         lambda u, v, y=y, w=w: _sd_curve(u, v, g.hx + 0.02 * math.sin(g.yaw), y, w, 0.05, 0.011,
                                                           0.8), col, alpha=strength, edge=soft)
         # crow's feet and under-eye bags
         for (ex, ey), side in ((g.eye_l, -1.0), (g.eye_r, 1.0)):
@@ -909,11 +918,11 @@ class _Painter:
             for k in (-1, 0, 1):
                 self.c.paint(self.head, (ox - 0.03, ey - 0.04, ox + 0.04, ey + 0.04),
                              lambda u, v, ox=ox, k=k, ey=ey: _sd_segment(u, v, ox, ey + 0.006 * k, ox + side * 0.025,
-                                                                          ey + 0.016 * k, 0.0045),
+                                                                          ey + 0.016 * k, 0.006),
                              col, alpha=strength * 0.9, edge=soft)
             self.c.paint(self.head, (ex - 0.06, ey, ex + 0.06, ey + 0.06),
                          lambda u, v, ex=ex, ey=ey: _sd_curve(u, v, ex, ey + g.eye_h + 0.012, g.eye_w * 0.7, -0.15,
-                                                              0.005, 0.8), col, alpha=strength * 0.8, edge=soft)
+                                                              0.007, 0.8), col, alpha=strength * 0.8, edge=soft)
 
     def _glasses(self):
         g, p = self.g, self.p
@@ -926,15 +935,15 @@ class _Painter:
             fore = cos_y * (1.0 + 0.3 * side * s)
             cx, cy = ex, ey + 0.005
             if p.glasses_style == 1:
-                rx, ry = 0.072 * fore, 0.066
+                rx, ry = 0.068 * fore, 0.068
 
                 def shape(u, v, cx=cx, cy=cy, rx=rx, ry=ry):
                     return _sd_ellipse(u, v, cx, cy, rx, ry)
             else:
-                rx, ry = 0.080 * fore, 0.056
+                rx, ry = 0.085 * fore, 0.050
 
                 def shape(u, v, cx=cx, cy=cy, rx=rx, ry=ry):
-                    return _sd_box(u, v, cx, cy, rx, ry, 0.018)
+                    return _sd_box(u, v, cx, cy, rx, ry, 0.008)
             lens.append((cx, cy, rx, ry, shape, side))
         for cx, cy, rx, ry, shape, side in lens:
             box = (cx - rx - 0.02, cy - ry - 0.02, cx + rx + 0.02, cy + ry + 0.02)

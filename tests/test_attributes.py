@@ -1,5 +1,7 @@
 """Tests of the toon attribute + landmark model: shapes, input handling, save/load, a tiny training run, resume."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -193,3 +195,21 @@ def test_geometric_augmentation_moves_landmarks_with_the_pixels():
         w = w * (w > 0.3 * w.max())
         cx, cy = float((w * xx).sum() / w.sum()), float((w * yy).sum() / w.sum())
         assert abs(cx - lm2[i, 0] * s) < 0.6 and abs(cy - lm2[i, 1] * s) < 0.6
+
+
+def test_outliers_and_their_loss():
+    x = torch.zeros(40, 3, 32, 32)
+    x2, valid = A._outliers(x, 0.5, torch.Generator().manual_seed(0))
+    changed = (x2 != 0).flatten(1).any(1)
+    assert 5 < int((valid == 0).sum()) < 35
+    assert bool((changed <= (valid == 0)).all())  # only non-faces changed (shuffled zeros stay zero)
+    # a non-face row pulls binaries to 0.5 and ignores its (meaningless) regression targets
+    torch.manual_seed(0)
+    net = A.AttributeNet(TINY)
+    out = torch.zeros(2, net.n_out)
+    data = A.RenderedSet.render(range(2), 32)
+    _, t = data.batch(np.arange(2))
+    t["valid"] = torch.tensor([0.0, 0.0])
+    loss, parts = A.attribute_loss(net, out, t)
+    assert parts["continuous"] == 0 and parts["landmarks"] == 0
+    assert parts["binary"] == pytest.approx(math.log(2), abs=1e-5)
