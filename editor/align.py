@@ -274,21 +274,29 @@ class ToonLandmarker:
     """The demo world's landmark network (``editor.attributes``), made into a face finder for toon photos.
 
     The network reads 64 px portraits, so a photo is searched: square windows at several scales and positions are
-    read in one batch, each window's predicted landmarks give an FFHQ quad, and the window whose quad agrees best with
-    the window itself (a face framed as in training predicts its own frame) is refined by re-cropping along the
-    predicted quad a few times. ``score`` is ``exp(-disagreement / tolerance)``: near 1 for a face, near 0 for none.
+    read in one batch; the ``candidates`` windows whose embeddings look most like portraits (Mahalanobis distance to
+    the embeddings of ``reference_count`` rendered portraits) are refined by re-cropping along the FFHQ quad of their
+    predicted landmarks ``refine_steps`` times, and the refined crop that looks most like a portrait wins. A face is
+    reported when its distance is below ``max_distance`` (portraits: about 0.5-0.7; noise, flat images: > 3).
+
+    Limitation (measured in docs/photos.md): the network was trained on aligned portraits only, so the refinement
+    converges only from windows close to the face; on photo renders the search often ends on the wrong window. It
+    works when the face fills most of the image. A model trained with crop jitter (shift, scale, rotation) would fix
+    this.
     """
 
     name = "toon"
 
     def __init__(self, model=None, device="cpu", scales: Sequence[float] = (1.0, 0.8, 0.65, 0.5, 0.4, 0.3),
-                 refine_steps: int = 3, tolerance: float = 0.08, min_score: float = 0.2):
+                 refine_steps: int = 4, candidates: int = 8, max_distance: float = 1.5, reference_count: int = 200):
         self.device = device
         self._model = model
         self.scales = tuple(float(s) for s in scales)
         self.refine_steps = int(refine_steps)
-        self.tolerance = float(tolerance)
-        self.min_score = float(min_score)
+        self.candidates = int(candidates)
+        self.max_distance = float(max_distance)
+        self.reference_count = int(reference_count)
+        self._reference = None  # (mean [E], inverse covariance [E, E]) of portrait embeddings
 
     def model(self):
         if self._model is None:
@@ -300,9 +308,28 @@ class ToonLandmarker:
                 raise LandmarkerUnavailableError(f"the toon landmark model is missing: {exc}") from None
         return self._model
 
-    def _predict(self, crops: np.ndarray) -> np.ndarray:
-        """uint8 [N, S, S, 3] -> landmarks [N, 5, 2] in crop pixels."""
-        return self.model().predict(crops).landmarks.cpu().numpy().astype(np.float64)
+    def _portrait_statistics(self):
+        if self._reference is None:
+            from editor import toonfaces
+
+            size = self.model().config.input_size
+            seeds = range(20_000_000, 20_000_000 + self.reference_count)  # outside training and evaluation ranges
+            images = toonfaces.render_batch(list(seeds), size, "portrait")[0]
+            e = self.model().predict(images).embedding.cpu().numpy().astype(np.float64)  # [N, E]
+            cov = np.cov(e.T)
+            cov += np.eye(len(cov)) * 1e-3 * np.trace(cov) / len(cov)
+            self._reference = (e.mean(axis=0), np.linalg.inv(cov))
+        return self._reference
+
+    def _distance(self, embedding) -> np.ndarray:
+        mean, icov = self._portrait_statistics()
+        d = embedding.cpu().numpy().astype(np.float64) - mean  # [N, E]
+        return np.sqrt(np.einsum("ni,ij,nj->n", d, icov, d) / len(mean))
+
+    def _predict(self, crops: np.ndarray):
+        """uint8 [N, S, S, 3] -> (landmarks [N, 5, 2] in crop pixels, distance-to-portraits [N])."""
+        pred = self.model().predict(crops)
+        return pred.landmarks.cpu().numpy().astype(np.float64), self._distance(pred.embedding)
 
     def _windows(self, h: int, w: int) -> np.ndarray:
         """Square quads [K, 4, 2] tiling the photo at each scale with a quarter-window stride."""
@@ -317,34 +344,33 @@ class ToonLandmarker:
                     quads.append(_square_quad(x0, y0, side))
         return np.stack(quads)
 
-    def _disagreement(self, quad: np.ndarray, lm: np.ndarray) -> float:
-        """Distance between a crop quad and the FFHQ quad of landmarks found in it, in units of the quad side."""
-        q2 = ffhq_quad_corners(lm)
-        side = np.hypot(*(quad[3] - quad[0]))
-        return float(np.abs(q2 - quad).mean() / side)
+    def _refine(self, image: np.ndarray, lm: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+        dist = float("inf")
+        for _ in range(self.refine_steps):
+            quad = ffhq_quad_corners(lm)
+            lms, d = self._predict(_sample_quad(image, quad, size)[None])
+            lm, dist = crop_to_photo(lms[0], quad, size), float(d[0])
+        return lm, dist
 
     def detect(self, image: np.ndarray) -> list[Face]:
         image = _check_rgb(image)
         size = self.model().config.input_size
         h, w = image.shape[:2]
         quads = self._windows(h, w)
-        crops = np.stack([_sample_quad(image, q, size) for q in quads])
-        lms = self._predict(crops)  # [K, 5, 2] crop pixels
-        lms_img = np.stack([crop_to_photo(lm, q, size) for lm, q in zip(lms, quads)])
-        errors = np.array([self._disagreement(q, lm) for q, lm in zip(quads, lms_img)])
-        best = int(np.argmin(errors))
-        lm = lms_img[best]
-        quad = quads[best]
-        for _ in range(self.refine_steps):
-            quad = ffhq_quad_corners(lm)
-            crop = _sample_quad(image, quad, size)[None]
-            lm = crop_to_photo(self._predict(crop)[0], quad, size)
-        err = self._disagreement(quad, lm)
-        score = float(math.exp(-err / self.tolerance))
-        if score < self.min_score or not np.isfinite(lm).all():
+        lms, dist = self._predict(np.stack([_sample_quad(image, q, size) for q in quads]))
+        best_lm, best_d = None, float("inf")
+        for k in np.argsort(dist)[: self.candidates]:
+            try:
+                lm, d = self._refine(image, crop_to_photo(lms[k], quads[k], size), size)
+            except ValueError:  # degenerate landmarks
+                continue
+            if d < best_d and np.isfinite(lm).all():
+                best_lm, best_d = lm, d
+        if best_lm is None or best_d > self.max_distance:
             return []
+        lm = best_lm
         box = (float(lm[:, 0].min()), float(lm[:, 1].min()), float(lm[:, 0].max()), float(lm[:, 1].max()))
-        return [Face(box=box, landmarks=_order_lr(lm), score=score)]
+        return [Face(box=box, landmarks=_order_lr(lm), score=float(math.exp(-max(0.0, best_d - 0.5))))]
 
 
 def _order_lr(lm: np.ndarray) -> np.ndarray:
