@@ -142,3 +142,19 @@ def test_browser_candidates_and_mixing(page, served):
     wait_src_change(page, picked)
     assert "mix of" in page.locator("#status").inner_text()
     assert page.locator(".toast-body").count() == 0  # no error messages were shown
+
+
+def test_browser_bad_file_shows_message_and_keeps_working(page, served, tmp_path):
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    page.reload()  # a fresh session: the file box is empty again
+    page.wait_for_selector("#after-image img")
+    page.get_by_role("tab", name="Open recipe").click()
+    page.locator("#recipe-upload input[type=file]").set_input_files(str(corrupt))
+    page.locator(".toast-body", has_text="not a readable PNG").first.wait_for()
+    before = after_src(page)
+    page.get_by_role("tab", name="Sample").click()
+    page.locator("#seed input").fill("123")
+    page.locator("#sample-btn").click()
+    wait_src_change(page, before)
+    assert "seed 123" in page.locator("#status").inner_text()
