@@ -309,7 +309,7 @@ class ClickSession:
     """
 
     def __init__(self, x, options: ClickOptions = ClickOptions(), marks: Mapping[int, bool] | None = None,
-                 ids: Sequence[int] | None = None, round: int = 0):
+                 ids: Sequence[int] | None = None, round: int = 0, cache: dict | None = None):
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[0] < options.min_labels or not np.all(np.isfinite(x)):
             raise ValueError(f"the pool must be a finite [N, D] matrix with N >= {options.min_labels}, got shape "
@@ -321,8 +321,7 @@ class ClickSession:
             raise ValueError(f"ids must have one entry per pool sample ({x.shape[0]}), got shape {self.ids.shape}")
         self.marks: dict[int, bool] = {}
         self.round = int(round)  # grids shown so far (seeds the random grids; keep it with the marks to resume)
-        self._fit: LinearDirection | None = None
-        self._fit_key: tuple | None = None
+        self._cache = {} if cache is None else cache  # marks -> fits; share one dict per (pool, options) only
         for i, v in (marks or {}).items():
             self.mark(i, v)
 
@@ -368,21 +367,33 @@ class ClickSession:
         measured on the whole pool."""
         if not self.ready:
             return None
-        key = tuple(sorted(self.marks.items()))
-        if key != self._fit_key:
+        key = ("fit", tuple(sorted(self.marks.items())))
+        if key not in self._cache:
             idx, y = self._labelled()
             with one_blas_thread():
                 d = fit_labels(self.x[idx], y, self.options.fit)
-            self._fit = LinearDirection(vector=d.vector, intercept=d.intercept, sigma=float(np.std(self.x @ d.vector)),
-                                        train_accuracy=d.train_accuracy, n_samples=int(idx.size), extra=d.extra)
-            self._fit_key = key
-        return self._fit
+            self._remember(key, LinearDirection(vector=d.vector, intercept=d.intercept,
+                                                sigma=float(np.std(self.x @ d.vector)),
+                                                train_accuracy=d.train_accuracy, n_samples=int(idx.size),
+                                                extra=d.extra))
+        return self._cache[key]
+
+    def _remember(self, key, value) -> None:
+        if len(self._cache) > 512:  # a shared cache stays small
+            self._cache.clear()
+        self._cache[key] = value
 
     def cv_accuracy(self) -> float | None:
         """Cross-validated accuracy over the marked samples (None until `ready`). Marks chosen by active learning
         lie near the boundary, so this underestimates the accuracy on typical samples."""
         if not self.ready:
             return None
+        key = ("cv", tuple(sorted(self.marks.items())))
+        if key not in self._cache:
+            self._remember(key, self._cv_accuracy())
+        return self._cache[key]
+
+    def _cv_accuracy(self) -> float:
         idx, y = self._labelled()
         rng = np.random.default_rng(self.options.seed)
         folds = np.array_split(rng.permutation(idx.size), min(self.options.cv_folds, idx.size))

@@ -59,6 +59,7 @@ class CustomSliderBackend:
         self.click_options = click_options
         self._pool: np.ndarray | None = None  # [pool_size, num_ws, w_dim], made on first use
         self._lock = threading.Lock()
+        self._fits: dict = {}  # marks -> fitted direction / CV accuracy, shared by every user's rebuilt session
 
     # -- shared data -----------------------------------------------------------------------------------------------
 
@@ -87,7 +88,7 @@ class CustomSliderBackend:
         return ClickSession(self.pool()[:, 0], self.click_options,
                             marks={int(k): bool(v) for k, v in (marks.get("marks") or {}).items()},
                             ids=np.arange(self.pool_seed0, self.pool_seed0 + self.pool_size),
-                            round=int(marks.get("round", 0)))
+                            round=int(marks.get("round", 0)), cache=self._fits)
 
     # -- words ------------------------------------------------------------------------------------------------------
 
@@ -114,7 +115,7 @@ class CustomSliderBackend:
         ws = torch.from_numpy(np.array(self.pool()[grid], dtype=np.float32))
         return state, (self.engine.render_ws(ws, preview=True) if len(grid) else [])
 
-    def submit(self, marks: dict | None, has_it: Sequence[int]) -> tuple[dict, str]:
+    def submit(self, marks: dict | None, has_it: Sequence[int]) -> dict:
         """Record the shown grid: positions in `has_it` (0-based) have the attribute, the others do not."""
         marks = dict(marks or {})
         grid = list(marks.get("grid") or [])
@@ -126,8 +127,7 @@ class CustomSliderBackend:
         chosen = {int(p) for p in has_it}
         new = {int(k): bool(v) for k, v in (marks.get("marks") or {}).items()}
         new.update({int(i): (p in chosen) for p, i in enumerate(grid)})
-        state = {"marks": new, "round": int(marks.get("round", 0)), "grid": []}
-        return state, self.click_status(state)
+        return {"marks": new, "round": int(marks.get("round", 0)), "grid": []}
 
     def click_status(self, marks: dict | None) -> str:
         s = self.session(marks)
@@ -238,7 +238,7 @@ def add_custom_slider_tab(backend: CustomSliderBackend, state=None) -> None:
 
     @guard
     def on_submit(m, checked):
-        m, _ = backend.submit(m, checked or [])
+        m = backend.submit(m, checked or [])
         m, images = backend.next_grid(m)
         return m, labelled(images), [], backend.click_status(m)
 

@@ -40,7 +40,7 @@ def test_clicks_round_trip_through_plain_state(engine, tmp_path):
     truth = backend.pool()[:, 0, 3] > np.median(backend.pool()[:, 0, 3])
     for _ in range(4):
         has = [p for p, i in enumerate(state["grid"]) if truth[i]]
-        state, msg = backend.submit(state, has)
+        state = backend.submit(state, has)
         state, images = backend.next_grid(state)
     assert len(state["marks"]) == 24 and "cross-validated accuracy" in backend.click_status(state)
     entry = backend.from_clicks(state, "thing")
