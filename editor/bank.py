@@ -457,6 +457,7 @@ class FitOptions:
     gaussian_rank: int = 32  # eigenvectors kept per class covariance
     shrinkage: float = 0.05  # covariance shrinkage toward a scaled identity
     walk_steps: int = 8  # steps of the Mahalanobis walk
+    walk_objective: str = "density"  # 'density' (climb the target class's log-density) or 'log_odds' (see docs)
     n_components: int = 8  # PCA / SeFa directions kept per space
     seed: int = 0  # randomness of the train / validation splits
 
@@ -615,6 +616,6 @@ def _fit_supervised(x: np.ndarray, s: np.ndarray, methods: Sequence[str], share:
         for method in gaussian_methods:
             extra = {"share": float(share), "rank": options.gaussian_rank, "shrinkage": options.shrinkage}
             if method == "mahalanobis":
-                extra.update(objective="density", n_steps=options.walk_steps)
+                extra.update(objective=options.walk_objective, n_steps=options.walk_steps)
             out[method] = (md, float(np.std(x @ md)), 0.0, g, extra, stats)
     return out

@@ -145,7 +145,7 @@ class _ChannelJudge:
 
 
 def test_evaluation_finds_the_known_answer():
-    from editor.bank import build_entries
+    from editor.bank import FitOptions, build_entries
 
     G = _LinearWorld()
     rng = np.random.default_rng(1)
@@ -153,8 +153,10 @@ def test_evaluation_finds_the_known_answer():
     with torch.no_grad():
         ws = G.mapping(torch.tensor(z, dtype=torch.float32)).double().numpy()
         scores = _ChannelJudge()(G.synthesis(torch.tensor(ws, dtype=torch.float32)))
-    entries = build_entries(z, ws, {"a": scores["a"]}, "channels", ["meandiff", "logreg", "svm"],
+    entries = build_entries(z, ws, {"a": scores["a"]}, "channels", ["meandiff", "logreg", "svm", "mahalanobis"],
                             [Space("w"), Space("z")])
+    odds_entry = build_entries(z, ws, {"a": scores["a"]}, "channels", ["mahalanobis"], [Space("w")],
+                               FitOptions(walk_objective="log_odds"))[0]
     bank_b = build_entries(z, ws, {"b": scores["b"]}, "channels", ["svm"], [Space("w")])[0]
     cfg = E.EvalConfig(n_seeds=32, n_reference=8, alphas=(-2.0, -1.0, 0.0, 1.0, 2.0), n_w_fit=500)
     ctx = E.prepare_context(G, _ChannelJudge(), cfg)
@@ -168,6 +170,12 @@ def test_evaluation_finds_the_known_answer():
     assert by["a/meandiff/w"]["slopes"]["b"] > 0.5 * by["a/meandiff/w"]["target_slope"]
     assert by["a/svm/w"]["leakage"] < 0.05 < 0.3 < by["a/meandiff/w"]["leakage"]
     assert by["a/logreg/w"]["leakage"] < 0.5 * by["a/meandiff/w"]["leakage"]
+    # The density walk heads for the typical positive, which also has high b: entangled but in-distribution (its
+    # w ends nearer the W mean than it started); the log-odds walk is clean.
+    walk = by["a/mahalanobis/w"]
+    odds = E.summarize_sweep(E.run_sweep(ctx, odds_entry, keep_strip=False), ctx, n_boot=50)
+    assert walk["leakage"] > 0.2 and walk["latent_distance"][-1] < walk["latent_distance"][2]
+    assert odds["slopes"]["b"] < 0.3 * walk["slopes"]["b"]
     claims = {c["claim"]: c for c in E.assess_claims(sums)}
     assert claims["logreg directions are cleaner than the mean difference (W)"]["verdict"] == "holds"
     assert claims["svm directions are cleaner than the mean difference (W)"]["verdict"] == "holds"

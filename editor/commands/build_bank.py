@@ -28,6 +28,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--val-share", type=float, default=0.3, help="validation part of the selection (0.3)")
     parser.add_argument("--components", type=int, default=8, help="PCA / SeFa directions per space (8)")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation split (0)")
+    parser.add_argument("--walk-objective", choices=("density", "log_odds"), default="density",
+                        help="what the Mahalanobis walk climbs: the target class's log-density (stays typical, "
+                             "drags correlated attributes along) or the class log-odds (cleaner)")
 
 
 def parse_spaces(text: str, num_ws: int):
@@ -67,7 +70,8 @@ def _command_line(args, bank_path) -> str:
     for lab in args.labeler:
         parts += ["--labeler", lab]
     parts += ["--methods", args.methods, "--spaces", args.spaces, "--share", str(args.share), "--val-share",
-              str(args.val_share), "--components", str(args.components), "--split-seed", str(args.split_seed)]
+              str(args.val_share), "--components", str(args.components), "--split-seed", str(args.split_seed),
+              "--walk-objective", args.walk_objective]
     if args.attributes:
         parts += ["--attributes", args.attributes]
     return " ".join(shlex.quote(p) for p in parts)
@@ -100,7 +104,7 @@ def run(args) -> int:
     t1 = time.perf_counter()
     samples = cache.load([lab.name for lab in labellers])
     options = FitOptions(share=args.share, val_share=args.val_share, n_components=args.components,
-                         seed=args.split_seed)
+                         seed=args.split_seed, walk_objective=args.walk_objective)
     entries = []
     wanted = None if args.attributes is None else [a.strip() for a in args.attributes.split(",") if a.strip()]
     supervised = [m for m in methods if m not in ("pca", "sefa")]
