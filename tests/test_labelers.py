@@ -120,3 +120,18 @@ def test_make_labeler_errors():
         make_labeler("oracle")
     with pytest.raises(ValueError, match="needs a file|need a file"):
         make_labeler("manual:")
+
+
+def test_bundled_attribute_model_through_the_labeller():
+    from editor.attributes import DEFAULT_CHECKPOINT
+    from editor.toonfaces import render_batch
+
+    if not DEFAULT_CHECKPOINT.is_file():
+        pytest.skip("no bundled attribute checkpoint")
+    lab = make_labeler("toon")
+    imgs, attrs, _ = render_batch(list(range(10_000_000, 10_000_016)), size=64)
+    x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
+    scores, emb = lab.label_with_embedding(x, range(16))
+    assert emb.shape[0] == 16 and len(scores) == len(lab.attributes)
+    truth = np.array([a["eyeglasses"] for a in attrs], bool)
+    assert np.mean((scores["eyeglasses"] > 0.5) == truth) >= 0.8
