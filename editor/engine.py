@@ -438,7 +438,7 @@ class Engine:
 
     def _map(self, z: np.ndarray, psi: float) -> torch.Tensor:
         c = torch.zeros(z.shape[0], self.c_dim, device=self.device)
-        with self._model_lock, torch.no_grad():
+        with self._model_lock, torch.inference_mode():
             return self.G.mapping(torch.from_numpy(z).to(self.device), c, truncation_psi=psi).cpu()
 
     # -- edits ------------------------------------------------------------------------------------------------------
@@ -555,11 +555,11 @@ class Engine:
             kwargs["stop_resolution"] = res
         if styles is not None:
             kwargs["styles"] = styles
-        with self._model_lock, torch.no_grad():
+        with self._model_lock, torch.inference_mode():
             return self.G.synthesis(ws.to(self.device), **kwargs).cpu()
 
     def _styles_of(self, ws: torch.Tensor) -> Any:
-        with self._model_lock, torch.no_grad():
+        with self._model_lock, torch.inference_mode():
             return self.G.synthesis.compute_styles(ws.to(self.device))
 
     def _edited_styles(self, state: EditState) -> Any:

@@ -75,7 +75,7 @@ def pca_bank(G: torch.nn.Module, n_components: int = 8, n_samples: int = 4000, s
     z = torch.randn(n_samples, G.z_dim, generator=gen)  # [n_samples, z_dim]
     c = torch.zeros(n_samples, getattr(G, "c_dim", 0))
     ws = []
-    with torch.no_grad():
+    with torch.inference_mode():
         for i in range(0, n_samples, 512):
             ws.append(G.mapping(z[i:i + 512].to(device), c[i:i + 512].to(device), truncation_psi=psi)[:, 0].cpu())
     w = torch.cat(ws).double().numpy()  # [n_samples, w_dim]
