@@ -47,9 +47,9 @@ class CustomSliderBackend:
     def __init__(self, engine, words: WordSliderMaker | None = None, bank_path: str | Path | None = None,
                  pool_size: int = 2000, pool_seed0: int = 10**6, psi: float = 0.7,
                  click_options: ClickOptions = ClickOptions()):
-        if words is not None and words.ws.shape[1:] != (engine.num_ws, engine.w_dim):
-            raise ValueError(f"the word-slider samples have ws {words.ws.shape[1:]} but the generator needs "
-                             f"({engine.num_ws}, {engine.w_dim})")
+        if words is not None and (words.w_dim != engine.w_dim or words.num_ws not in (1, engine.num_ws)):
+            raise ValueError(f"the word-slider samples have num_ws={words.num_ws}, w_dim={words.w_dim} but the "
+                             f"generator has num_ws={engine.num_ws}, w_dim={engine.w_dim}")
         if pool_size < click_options.min_labels * 2:
             raise ValueError(f"pool_size must be at least {click_options.min_labels * 2}, got {pool_size}")
         self.engine = engine
@@ -57,14 +57,14 @@ class CustomSliderBackend:
         self.bank_path = None if bank_path is None else Path(bank_path)
         self.pool_size, self.pool_seed0, self.psi = int(pool_size), int(pool_seed0), float(psi)
         self.click_options = click_options
-        self._pool: np.ndarray | None = None  # [pool_size, num_ws, w_dim], made on first use
+        self._pool: np.ndarray | None = None  # [pool_size, w_dim] W codes, made on first use
         self._lock = threading.Lock()
         self._fits: dict = {}  # marks -> fitted direction / CV accuracy, shared by every user's rebuilt session
 
     # -- shared data -----------------------------------------------------------------------------------------------
 
     def pool(self) -> np.ndarray:
-        """The click pool's ws [P, num_ws, w_dim] (mapped once, in batches)."""
+        """The click pool's W codes [P, w_dim] (mapped once, in batches; every W+ layer holds the same w)."""
         with self._lock:
             if self._pool is None:
                 from editor.samples import z_from_seeds
@@ -76,7 +76,7 @@ class CustomSliderBackend:
                     zb = torch.from_numpy(z[i:i + 500]).to(e.device)
                     c = torch.zeros(zb.shape[0], e.c_dim, device=e.device)
                     with torch.no_grad():
-                        parts.append(e.G.mapping(zb, c, truncation_psi=self.psi).float().cpu().numpy())
+                        parts.append(e.G.mapping(zb, c, truncation_psi=self.psi)[:, 0].float().cpu().numpy())
                 pool = np.concatenate(parts)
                 pool.flags.writeable = False
                 self._pool = pool
@@ -85,7 +85,7 @@ class CustomSliderBackend:
     def session(self, marks: dict | None) -> ClickSession:
         """The click session of one user, rebuilt from their plain-data marks {"marks": {i: bool}, "round": n}."""
         marks = marks or {}
-        return ClickSession(self.pool()[:, 0], self.click_options,
+        return ClickSession(self.pool(), self.click_options,
                             marks={int(k): bool(v) for k, v in (marks.get("marks") or {}).items()},
                             ids=np.arange(self.pool_seed0, self.pool_seed0 + self.pool_size),
                             round=int(marks.get("round", 0)), cache=self._fits)
@@ -112,7 +112,8 @@ class CustomSliderBackend:
         s = self.session(marks)
         grid = s.next_grid()
         state = {"marks": dict(s.marks), "round": s.round, "grid": [int(i) for i in grid]}
-        ws = torch.from_numpy(np.array(self.pool()[grid], dtype=np.float32))
+        w = torch.from_numpy(np.array(self.pool()[grid], dtype=np.float32))  # [G, w_dim]
+        ws = w[:, None, :].repeat(1, self.engine.num_ws, 1)  # [G, num_ws, w_dim]
         return state, (self.engine.render_ws(ws, preview=True) if len(grid) else [])
 
     def submit(self, marks: dict | None, has_it: Sequence[int]) -> dict:

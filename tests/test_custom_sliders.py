@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from editor.bank import GeneratorInfo, load_bank
+from editor.directions import Space
 from editor.custom_sliders import ClickOptions, ClickSession, SliderFitOptions, WordSliderMaker, add_to_bank, \
     lda_direction, prompt_scores
 
@@ -199,3 +200,16 @@ def test_clip_text_prefix_encoding_is_exact(tmp_path):
         short = _encode_text_prefix(clip._net, tokens)
     assert short is not None
     assert np.allclose(clip.encode_text(texts), full, atol=1e-6)
+
+
+def test_word_maker_keeps_only_w_when_layers_agree():
+    w, u, emb, encode = planted_world(n=500, d=8, e=8)
+    same = WordSliderMaker(None, np.repeat(w[:, None], 6, axis=1), emb, encode)
+    assert same.ws is None and same.w.shape == (500, 8) and same.w.dtype == np.float32
+    mixed = np.repeat(w[:, None], 6, axis=1)
+    mixed[:, 3:] += 0.1
+    m = WordSliderMaker(None, mixed, emb, encode)
+    assert m.w is None and m.ws.shape == (500, 6, 8)
+    assert np.allclose(m.latents(Space.parse("w+:3-5")), w + 0.1, atol=1e-5)
+    with pytest.raises(ValueError, match="num_ws=6"):
+        same.make("smiling", space="w+:4-9")

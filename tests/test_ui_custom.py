@@ -19,7 +19,7 @@ def planted_words(engine, n=400, seed=0):
     """Samples of the tiny engine with synthetic 'CLIP' embeddings that follow the first W coordinate."""
     rng = np.random.default_rng(seed)
     pool = CustomSliderBackend(engine, pool_size=n, pool_seed0=0, psi=1.0).pool()
-    attr = pool[:, 0, 0]
+    attr = pool[:, 0]
     t = np.zeros(16)
     t[0] = 1.0
     emb = attr[:, None] * t + 0.05 * rng.standard_normal((n, 16)) + np.eye(16)[1] * 5
@@ -37,7 +37,7 @@ def test_clicks_round_trip_through_plain_state(engine, tmp_path):
     assert len(state["grid"]) == 6 and len(images) == 6 and images[0].dtype == np.uint8
     with pytest.raises(ValueError, match="not shown"):
         backend.submit(state, [7])
-    truth = backend.pool()[:, 0, 3] > np.median(backend.pool()[:, 0, 3])
+    truth = backend.pool()[:, 3] > np.median(backend.pool()[:, 3])
     for _ in range(4):
         has = [p for p, i in enumerate(state["grid"]) if truth[i]]
         state = backend.submit(state, has)
