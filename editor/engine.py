@@ -403,6 +403,7 @@ class Engine:
         if not self._has_stop or self.preview_resolution not in _block_resolutions(self.resolution):
             self.preview_resolution = self.resolution
         self._model_lock = threading.Lock()
+        self._bank_lock = threading.Lock()
         self.frames = ByteLRU(config.frame_cache_bytes)
         self._deltas = ByteLRU(64 * 2**20)
         self._mapping = ByteLRU(32 * 2**20)
@@ -630,6 +631,25 @@ class Engine:
             return []
         ws = torch.stack([torch.from_numpy(np.array(l.ws)) for l in latents])
         return list(zip(latents, self.render_ws(ws, preview=True)))
+
+    def add_directions(self, directions: Sequence[Direction], replace_existing: bool = False) -> None:
+        """Add sliders to the running engine (e.g. a slider made from words or clicks); visible to every user.
+
+        A direction with the same (attribute, method, space) as an existing one replaces it only with
+        replace_existing=True (the caches are then cleared, since cached deltas and frames used the old vector).
+        """
+        new = EditBank(tuple(directions), self.bank.bank_id)
+        new.check_fits(self.num_ws, self.w_dim)
+        with self._bank_lock:
+            keys = {(d.attribute, d.method, d.space) for d in new.directions}
+            clash = [d for d in self.bank.directions if (d.attribute, d.method, d.space) in keys]
+            if clash and not replace_existing:
+                names = ", ".join(f"{d.attribute}/{d.method}/{d.space}" for d in clash)
+                raise ValueError(f"the bank already has {names}; pass replace_existing=True to replace")
+            kept = tuple(d for d in self.bank.directions if (d.attribute, d.method, d.space) not in keys)
+            self.bank = replace(self.bank, directions=kept + new.directions)
+            if clash:
+                self.clear_caches()
 
     def clear_caches(self) -> None:
         for c in (self.frames, self._deltas, self._mapping, self._base_styles):

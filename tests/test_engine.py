@@ -248,3 +248,21 @@ def test_concurrent_renders_match_serial(engine):
         t.join()
     for got, want in zip(results, expected):
         assert np.array_equal(got, want)
+
+
+def test_add_directions_at_run_time():
+    engine = tiny_engine()
+    lat = engine.sample(4)
+    old = engine.render(EditState.create(lat, {"smile": 1.0}))
+    rng = np.random.default_rng(9)
+    engine.add_directions([Direction("freckles", rng.standard_normal(engine.w_dim), sigma=0.5, method="lda")])
+    assert "freckles" in engine.bank.attributes
+    assert not np.array_equal(engine.render(EditState.create(lat, {"freckles": 2.0})), engine.render(
+        EditState.create(lat)))
+    replacement = Direction("smile", rng.standard_normal(engine.w_dim), method="svm")
+    with pytest.raises(ValueError, match="already has smile/svm/w"):
+        engine.add_directions([replacement])
+    engine.add_directions([replacement], replace_existing=True)
+    assert not np.array_equal(engine.render(EditState.create(lat, {"smile": 1.0})), old)
+    with pytest.raises(ValueError, match="has shape"):
+        engine.add_directions([Direction("bad", np.ones(3))])
