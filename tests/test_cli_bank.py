@@ -23,10 +23,11 @@ def test_sample_then_build_bank(tmp_path, capsys):
 
     report = tmp_path / "eval"
     assert main(["evaluate", "--model", "random:small", "--bank", str(bank_path), "--judge", "stats",
-                 "--attributes", "brightness", "--methods", "svm,logreg", "--spaces", "z,w", "--n-seeds", "2",
+                 "--attributes", "brightness", "--methods", "svm,logreg", "--spaces", "z,w,coarse", "--n-seeds", "2",
                  "--n-reference", "2", "--alphas=-1,0,1", "--lock", "brightness:redness", "--out", str(report),
                  "--device", "cpu"]) == 0
     assert (report / "report.md").is_file() and (report / "strip_brightness.png").is_file()
+    assert "brightness/svm/w+:0-3" in (report / "report.md").read_text()
     assert "W is more disentangled than Z" in capsys.readouterr().out
     assert main(["evaluate", "--model", "random:small", "--bank", str(bank_path), "--judge", "stats",
                  "--attributes", "smile", "--out", str(report)]) == 1

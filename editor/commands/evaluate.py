@@ -18,7 +18,8 @@ def add_arguments(parser) -> None:
                         help="labeller that scores the edited images: toon[:CKPT] | stats | clip:... (default toon)")
     parser.add_argument("--attributes", default=None, help="attributes to edit (default: every supervised one)")
     parser.add_argument("--methods", default="meandiff,logreg,svm,mahalanobis", help="methods to compare")
-    parser.add_argument("--spaces", default="z,w", help="spaces to compare, as in the bank (default z,w)")
+    parser.add_argument("--spaces", default="z,w",
+                        help="spaces to compare: z, w, coarse, middle, fine, w+:A-B (default z,w)")
     parser.add_argument("--alphas", default="-4,-3,-2,-1,0,1,2,3,4", help="alpha sweep in sigma (must include 0)")
     parser.add_argument("--n-seeds", type=int, default=32, help="held-out latents per entry (default 32)")
     parser.add_argument("--n-reference", type=int, default=64, help="reference images for KID (default 64)")
@@ -45,6 +46,7 @@ def run(args) -> int:
     from editor.bank import GAUSSIAN_METHODS, LINEAR_METHODS, generator_info, load_bank
     from editor.checkpoints import load_generator, load_network
     from editor.commands._util import resolve_device
+    from editor.commands.build_bank import parse_spaces
     from editor.labelers import make_labeler
 
     device = resolve_device(args.device)
@@ -57,7 +59,7 @@ def run(args) -> int:
     config = E.EvalConfig(n_seeds=args.n_seeds, seed0=args.seed0, n_reference=args.n_reference, alphas=alphas,
                           psi=args.psi, batch=args.batch)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    spaces = [s.strip() for s in args.spaces.split(",") if s.strip()]
+    spaces = [str(sp) for sp in parse_spaces(args.spaces, G.num_ws)]
     supervised = [e for e in bank.entries if e.method not in ("pca", "sefa")]
     attrs = list(dict.fromkeys(e.attribute for e in supervised))
     if args.attributes:
