@@ -100,11 +100,14 @@ def run(args) -> int:
     if args.discriminator:
         D = load_network(args.discriminator, "D", device=device)
         discriminator = lambda img: D(img, None)  # noqa: E731
+    jobs = [(e, []) for e in entries] + locks
+    renders = len(jobs) * args.n_seeds * sum(1 for a in alphas if a != 0) + args.n_seeds + args.n_reference
+    print(f"evaluating {len(jobs)} sweeps: {renders} images to render and judge")
     ctx = E.prepare_context(G, judge, config, device=device, discriminator=discriminator)
     identity = [a for a in E.TOON_IDENTITY if a in judge_attrs]
     rng = np.random.default_rng(0)
     sweeps, summaries = [], []
-    for e, locked in tqdm([(e, []) for e in entries] + locks, desc="evaluating", unit="entry"):
+    for e, locked in tqdm(jobs, desc="evaluating", unit="sweep"):
         sw = E.run_sweep(ctx, e, locked=locked)
         sweeps.append(sw)
         summaries.append(E.summarize_sweep(sw, ctx, identity=identity, same_concept=E.TOON_SAME_CONCEPT,
