@@ -42,6 +42,9 @@ def parse_args(argv=None):
     p.add_argument("--toon-landmarker", action="store_true", help="align photos with the toon landmark model")
     p.add_argument("--out", default="docs/bench/projection.json")
     p.add_argument("--summarise", metavar="JSON", default=None, help="only summarise an existing results file")
+    p.add_argument("--cost", action="store_true", help="only measure CPU seconds of initialisation and of one step "
+                   "per schedule (process time, so the numbers do not depend on other load; use --threads 1)")
+    p.add_argument("--cost-steps", type=int, default=4, help="steps timed by --cost (after one warm-up step)")
     return p.parse_args(argv)
 
 
@@ -104,6 +107,9 @@ def main(argv=None) -> int:
         resummarise(args.summarise)
         return 0
     torch.set_num_threads(args.threads)
+    if args.cost:
+        measure_cost(args)
+        return 0
     from editor.checkpoints import load_generator, load_network
     from editor.projection import lpips_model, project, psnr, w_statistics
 
@@ -171,6 +177,36 @@ def resummarise(path: str) -> None:
     summarise(results)
     Path(path).write_text(json.dumps(results, indent=1))
     plot(results, Path(path).with_suffix(".png"))
+
+
+def measure_cost(args) -> None:
+    """CPU seconds (process time) of w statistics, of the start search, and of one step, per schedule."""
+    from editor.checkpoints import load_generator, load_network
+    from editor.projection import lpips_model, project, w_statistics
+
+    G = load_generator(args.model, progress=False)
+    scheds = schedules(args)
+    D = load_network(args.model, "D", progress=False) if any(c.perceptual == "disc" for c in scheds.values()) else None
+    lpips_model("vgg"), lpips_model("alex")
+    t = time.process_time()
+    stats = w_statistics(G, 10_000, seed=7)
+    out = {"model": args.model, "threads": args.threads, "resolution": G.img_resolution,
+           "w_stats_cpu_s": time.process_time() - t, "schedules": {}}
+    target = np.full((G.img_resolution, G.img_resolution, 3), 128, np.uint8)
+    for name, cfg in scheds.items():
+        stamps = []
+        t0 = time.process_time()
+        project(G, target, steps=args.cost_steps + 1, config=cfg, w_stats=stats, discriminator=D,
+                callback=lambda p: stamps.append(time.process_time()))
+        per_step = float(np.mean(np.diff(stamps)))
+        init = stamps[0] - t0 - per_step
+        out["schedules"][name] = {"init_cpu_s": init, "step_cpu_s": per_step,
+                                  "total_cpu_s_for_schedule": init + per_step * cfg.steps, "steps": cfg.steps}
+        print(f"{args.model} {name}: init {init:.2f}s + {per_step:.3f}s/step x {cfg.steps} = "
+              f"{init + per_step * cfg.steps:.1f} CPU s", flush=True)
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
 
 
 def summarise(results: dict) -> None:
