@@ -63,7 +63,24 @@ def test_words_backend_and_missing_words(engine):
         CustomSliderBackend(engine, pool_size=100).from_words("a big thing")
 
 
-def test_tab_builds(engine):
-    demo = build_custom_demo(CustomSliderBackend(engine, pool_size=100))
+def test_tab_builds_and_its_handlers_run(engine, tmp_path):
+    backend = CustomSliderBackend(engine, bank_path=tmp_path / "b.safetensors", pool_size=100,
+                                  click_options=ClickOptions(grid=6, min_labels=12))
+    demo = build_custom_demo(backend)
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
     assert {"words-btn", "click-grid", "click-submit", "words-missing"} <= ids
+    fns = {f.fn.__name__: f for f in demo.fns.values()}  # the wired handlers, called as Gradio would
+    for name, (n_in, n_out) in {"on_show": (1, 4), "on_submit": (2, 4), "on_fit": (3, 2), "on_save": (1, 1)}.items():
+        assert (len(fns[name].inputs), len(fns[name].outputs)) == (n_in, n_out)
+    marks, grid, ticks, msg = fns["on_show"].fn({})
+    assert len(grid) == 6 and ticks == [] and "0 marks" in msg
+    for _ in range(3):
+        marks, grid, ticks, msg = fns["on_submit"].fn(marks, [0, 2])
+    assert "18 marks (6 has it, 12 doesn't)" in msg
+    entry, strip = fns["on_fit"].fn(marks, "thing", None)
+    assert entry.name == "thing/logreg/w" and len(strip) == 5
+    assert "Saved thing/logreg/w" in fns["on_save"].fn(entry)
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match="make a slider first"):
+        fns["on_save"].fn(None)
