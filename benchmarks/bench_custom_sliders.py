@@ -1,10 +1,10 @@
 """Benchmark: custom sliders (issue 8). Results are recorded in docs/custom_sliders.md.
 
-    python benchmarks/bench_custom_sliders.py words            # time + planted-direction cosine, N=10000, w_dim 512
-    python benchmarks/bench_custom_sliders.py words --dim 128 --emb 512
-    python benchmarks/bench_custom_sliders.py words --clip-text --methods lda   # + real ViT-B-32 text encoding
-    python benchmarks/bench_custom_sliders.py clicks           # simulated clicks in the toon world
-    python benchmarks/bench_custom_sliders.py clip-embed       # CLIP image-embedding cost (random ViT-B-32 weights)
+    PYTHONPATH=. python benchmarks/bench_custom_sliders.py words            # time + planted-direction cosine, N=10000, w_dim 512
+    PYTHONPATH=. python benchmarks/bench_custom_sliders.py words --dim 128 --emb 512
+    PYTHONPATH=. python benchmarks/bench_custom_sliders.py words --clip-text --methods lda   # + real ViT-B-32 text encoding
+    PYTHONPATH=. python benchmarks/bench_custom_sliders.py clicks           # simulated clicks in the toon world
+    PYTHONPATH=. python benchmarks/bench_custom_sliders.py clip-embed       # CLIP image-embedding cost (random ViT-B-32 weights)
 
 words: synthetic image embeddings [N, E] carrying a planted attribute (w·u, a hidden unit direction in an anisotropic
 W) plus noise; a prompt pair is "encoded" to ±t. Times `WordSliderMaker.make` (text encoding excluded: a stub) with
