@@ -627,3 +627,13 @@ def test_numpy_object_arrays_are_refused(tmp_path):
 def test_other_pickle_protocols(tmp_path, small_G, protocol):
     path = rp.write_reference_pickle(tmp_path / f"p{protocol}.pkl", {"G_ema": small_G}, protocol=protocol)
     _same_state(ck.load_generator(path), small_G)
+
+
+def test_discriminator_with_converted_style_kwargs(tmp_path, small_D):
+    kwargs = {"c_dim": 0, "img_resolution": 32, "img_channels": 3, "architecture": "resnet", "channel_base": 512,
+              "channel_max": 32, "num_fp16_res": 0, "conv_clamp": 256,
+              "block_kwargs": {"activation": "lrelu", "resample_filter": [1, 3, 3, 1], "freeze_layers": 0},
+              "mapping_kwargs": {}, "epilogue_kwargs": {"mbstd_group_size": 4, "mbstd_num_channels": 1,
+                                                         "activation": "lrelu"}}
+    path = rp.write_reference_pickle(tmp_path / "d.pkl", {"D": small_D}, init_kwargs={"D": kwargs})
+    _same_state(ck.load_network(path, kind="D"), small_D)
