@@ -206,3 +206,14 @@ def test_bad_configs_are_rejected():
     tr = Trainer(tiny_cfg())
     with pytest.raises(ValueError, match="reals must be"):
         tr.step(torch.zeros(4, 3, 8, 8, dtype=torch.uint8))
+
+
+def test_fused_discriminator_pass_equals_two_passes():
+    tr = Trainer(tiny_cfg(augment_p=0.7))
+    fake, real = torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)
+    torch.manual_seed(5)
+    f1, r1 = tr.loss.run_D_pair(fake, real)
+    tr.loss.fuse_d = False
+    torch.manual_seed(5)
+    f2, r2 = tr.loss.run_D_pair(fake, real)
+    assert torch.allclose(f1, f2, atol=1e-5) and torch.allclose(r1, r2, atol=1e-5)

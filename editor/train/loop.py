@@ -87,6 +87,7 @@ class TrainConfig:
     ada_interval: int = 4  # iterations between p adjustments
     ada_kimg: float = 500.0  # p can move from 0 to 1 in this many thousand images
     lumaflip: bool = False  # include luma flips among the colour transforms
+    fuse_d: bool = True  # Dmain: one D pass over fakes + reals (same result, half the calls; see loss.run_D_pair)
     seed: int = 0
 
     def __post_init__(self):
@@ -139,7 +140,7 @@ class Trainer:
         self.ada = AdaController(cfg.ada_target, cfg.ada_interval, cfg.ada_kimg) if cfg.augment else None
         self.loss = StyleGAN2Loss(self.G, self.D, self.augment, r1_gamma=cfg.resolved_r1_gamma,
                                   style_mixing=cfg.style_mixing, pl_weight=cfg.pl_weight,
-                                  pl_batch_shrink=cfg.pl_batch_shrink, pl_decay=cfg.pl_decay)
+                                  pl_batch_shrink=cfg.pl_batch_shrink, pl_decay=cfg.pl_decay, fuse_d=cfg.fuse_d)
         self.opt_G = self._adam(self.G, cfg.g_lr, cfg.g_reg_interval if cfg.pl_weight > 0 else None)
         self.opt_D = self._adam(self.D, cfg.d_lr, cfg.d_reg_interval if self.loss.r1_gamma > 0 else None)
         self.cur_nimg = 0  # images shown to D so far
@@ -180,26 +181,30 @@ class Trainer:
         for phase, interval in self.phases():
             if self.batch_idx % interval:
                 continue
-            net, opt = (self.G, self.opt_G) if phase.startswith("G") else (self.D, self.opt_D)
-            net.requires_grad_(True)
-            opt.zero_grad(set_to_none=True)
-            z = torch.randn([cfg.batch, self.G.z_dim], device=self.device)
-            out = self.loss.accumulate_gradients(phase, reals, z, gain=float(interval))
-            for p in net.parameters():
-                if p.grad is not None:
-                    torch.nan_to_num(p.grad, nan=0.0, posinf=1e5, neginf=-1e5, out=p.grad)
-            opt.step()
-            net.requires_grad_(False)
-            if phase == "Dmain" and self.ada is not None:
-                self.ada.accumulate(out.pop("real_logits"))
-            out.pop("real_logits", None)
-            stats.update(out)
+            stats.update(self.run_phase(phase, reals, gain=float(interval)))
         self._update_ema()
         self.cur_nimg += cfg.batch
         self.batch_idx += 1
         if self.ada is not None:
             self.ada.update(self.augment, cfg.batch)
         return stats
+
+    def run_phase(self, phase: str, reals: torch.Tensor, gain: float = 1.0) -> dict[str, torch.Tensor]:
+        """One phase's optimiser step (zero grads, loss and backward, sanitise grads, Adam step) on float reals."""
+        net, opt = (self.G, self.opt_G) if phase.startswith("G") else (self.D, self.opt_D)
+        net.requires_grad_(True)  # only the trained network builds weight gradients
+        opt.zero_grad(set_to_none=True)
+        z = torch.randn([self.cfg.batch, self.G.z_dim], device=self.device)
+        out = self.loss.accumulate_gradients(phase, reals, z, gain=gain)
+        for p in net.parameters():
+            if p.grad is not None:
+                torch.nan_to_num(p.grad, nan=0.0, posinf=1e5, neginf=-1e5, out=p.grad)
+        opt.step()
+        net.requires_grad_(False)
+        real_logits = out.pop("real_logits", None)
+        if real_logits is not None and self.ada is not None:
+            self.ada.accumulate(real_logits)
+        return out
 
     @torch.no_grad()
     def _update_ema(self) -> None:

@@ -22,7 +22,7 @@ class StyleGAN2Loss:
     """Computes one phase's loss and back-propagates it (gradients accumulate in the networks' .grad)."""
 
     def __init__(self, G, D, augment=None, r1_gamma: float = 1.0, style_mixing: float = 0.9, pl_weight: float = 0.0,
-                 pl_batch_shrink: int = 2, pl_decay: float = 0.01):
+                 pl_batch_shrink: int = 2, pl_decay: float = 0.01, fuse_d: bool = True):
         if r1_gamma < 0 or pl_weight < 0:
             raise ValueError("r1_gamma and pl_weight must be >= 0")
         if not 0 <= style_mixing <= 1:
@@ -33,6 +33,7 @@ class StyleGAN2Loss:
         self.pl_weight = pl_weight
         self.pl_batch_shrink = pl_batch_shrink
         self.pl_decay = pl_decay
+        self.fuse_d = fuse_d  # one D pass over fakes and reals in the Dmain phase (see run_D_pair)
         self.pl_mean = torch.zeros([], device=next(G.parameters()).device)  # running mean of path lengths
 
     # -- network calls
@@ -56,6 +57,25 @@ class StyleGAN2Loss:
         if self.augment is not None:
             img = self.augment(img)
         return self.D(img)  # [N, 1]
+
+    def run_D_pair(self, fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """D logits of fakes and reals ([N, 1] each) from one batched pass when `fuse_d` is on.
+
+        The two halves are interleaved so that every minibatch-std group holds only fakes or only reals, exactly the
+        groups two separate calls would form; D has no other cross-sample operation, so the logits are those of two
+        separate calls (up to summation order) for half the calls.
+        """
+        n = fake.shape[0]
+        g = self.D.b4.mbstd.group_size if getattr(self.D.b4, "mbstd", None) is not None else None
+        g = min(g, n) if g else n
+        if not self.fuse_d or real.shape[0] != n or n % g:
+            return self.run_D(fake), self.run_D(real)
+        if self.augment is not None:
+            fake, real = self.augment(fake), self.augment(real)
+        both = torch.stack([fake.reshape(g, n // g, *fake.shape[1:]), real.reshape(g, n // g, *real.shape[1:])], 1)
+        logits = self.D(both.reshape(2 * n, *fake.shape[1:]))  # [2N, 1], groups: (fake|real) per column
+        logits = logits.reshape(g, 2, n // g, 1)
+        return logits[:, 0].reshape(n, 1), logits[:, 1].reshape(n, 1)
 
     # -- phases
     def accumulate_gradients(self, phase: str, real_img: torch.Tensor | None, gen_z: torch.Tensor,
@@ -89,8 +109,7 @@ class StyleGAN2Loss:
         elif phase == "Dmain":
             with torch.no_grad():
                 img, _ = self.run_G(gen_z, update_emas=True)
-            fake_logits = self.run_D(img)
-            real_logits = self.run_D(real_img)
+            fake_logits, real_logits = self.run_D_pair(img, real_img)
             loss_fake = F.softplus(fake_logits)  # -log(1 - sigmoid(fake))
             loss_real = F.softplus(-real_logits)  # -log(sigmoid(real))
             (loss_fake.mean() + loss_real.mean()).mul(gain).backward()
