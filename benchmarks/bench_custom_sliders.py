@@ -1,10 +1,10 @@
 """Benchmark: custom sliders (issue 8). Results are recorded in docs/custom_sliders.md.
 
-    PYTHONPATH=. python benchmarks/bench_custom_sliders.py words            # time + planted-direction cosine, N=10000, w_dim 512
+    PYTHONPATH=. python benchmarks/bench_custom_sliders.py words            # time + planted cosine, N=10k, 512-D
     PYTHONPATH=. python benchmarks/bench_custom_sliders.py words --dim 128 --emb 512
-    PYTHONPATH=. python benchmarks/bench_custom_sliders.py words --clip-text --methods lda   # + real ViT-B-32 text encoding
+    PYTHONPATH=. python benchmarks/bench_custom_sliders.py words --clip-text --methods lda  # + ViT-B-32 text
     PYTHONPATH=. python benchmarks/bench_custom_sliders.py clicks           # simulated clicks in the toon world
-    PYTHONPATH=. python benchmarks/bench_custom_sliders.py clip-embed       # CLIP image-embedding cost (random ViT-B-32 weights)
+    PYTHONPATH=. python benchmarks/bench_custom_sliders.py clip-embed       # CLIP encoding cost (random ViT-B-32)
 
 words: synthetic image embeddings [N, E] carrying a planted attribute (w·u, a hidden unit direction in an anisotropic
 W) plus noise; a prompt pair is "encoded" to ±t. Times `WordSliderMaker.make` (text encoding excluded: a stub) with
@@ -75,7 +75,8 @@ def bench_words(args) -> None:
                 t0, c0 = time.perf_counter(), time.process_time()
                 entry = maker.make(pos, neg)
                 times.append((time.perf_counter() - t0, time.process_time() - c0))
-            print(json.dumps({"bench": "words", "text_encoder": "ViT-B-32" if clip else "stub", "n": args.n, "w_dim": args.dim, "emb": args.emb, "aniso": aniso,
+            print(json.dumps({"bench": "words", "text_encoder": "ViT-B-32" if clip else "stub", "n": args.n,
+                              "w_dim": args.dim, "emb": args.emb, "aniso": aniso,
                               "method": method, "wall_s_median": round(float(np.median([t[0] for t in times])), 3),
                               "cpu_s_median": round(float(np.median([t[1] for t in times])), 3),
                               "cos_planted": round(float(entry.vector[0] @ u), 4),

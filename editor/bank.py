@@ -61,7 +61,7 @@ def registry_generator_info(name: str) -> GeneratorInfo:
         known = sorted(set(REGISTRY) & set(CONFIGS))
         raise ValueError(f"no published generator {name!r} with a known configuration; known: {', '.join(known)}")
     cfg = CONFIGS[name]
-    num_ws = 2 * int(round(math.log2(cfg.img_resolution))) - 2  # two per resolution from 4 px up (the last ToRGB shares)
+    num_ws = 2 * int(round(math.log2(cfg.img_resolution))) - 2  # two per resolution from 4 px (last ToRGB shares)
     return GeneratorInfo(model_id=REGISTRY_ID_PREFIX + name, z_dim=cfg.z_dim, w_dim=cfg.w_dim, num_ws=num_ws)
 
 

@@ -81,7 +81,7 @@ class SliderFitOptions:
 
 
 def lda_direction(x, labels, shrinkage: float = 0.05) -> LinearDirection:
-    """Regularised Fisher discriminant: the normal ``(S + γ)⁻¹ (μ1 − μ0)`` with S the pooled within-class covariance
+    """Regularised Fisher discriminant: the normal ``(S + γ)⁻¹ (μ1 − μ0)``, S the pooled within-class covariance
     shrunk toward ``tr(S)/D · I`` by γ = `shrinkage`; the boundary sits half-way between the class means (equal
     priors). x: [N, D]; labels: [N] 0/1 or bool. Closed form: one [D, D] covariance and one solve.
     """

@@ -198,8 +198,8 @@ def add_custom_slider_tab(backend: CustomSliderBackend, state=None) -> None:
             words_btn = gr.Button("Make slider", variant="primary", interactive=backend.words is not None,
                                   elem_id="words-btn")
             words_msg = gr.Markdown("", elem_id="words-msg")
-            words_strip = gr.Gallery(label="−3σ … +3σ on the current face", columns=len(STRIP_ALPHAS), height="auto",
-                                     allow_preview=False, elem_id="words-strip")
+            words_strip = gr.Gallery(label="−3σ … +3σ on the current face", columns=len(STRIP_ALPHAS),
+                                     height="auto", allow_preview=False, elem_id="words-strip")
             words_entry = gr.State(None)
             words_save = gr.Button("Save into the bank", interactive=backend.bank_path is not None)
         with gr.Tab("From clicks"):

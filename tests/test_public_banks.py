@@ -1,4 +1,4 @@
-"""Public FFHQ banks: conversion with provenance and licence, registry identity, Z -> W distillation (random weights)."""
+"""Public FFHQ banks: conversion with provenance and licence, registry identity, Z -> W distillation (random G)."""
 
 import numpy as np
 import pytest

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 NAME = "convert-public-banks"
 HELP = "Convert the public FFHQ direction files (InterFaceGAN Z, e4e/PTI W, GANSpace) into a bank with provenance."
-EXAMPLES = """  python -m editor convert-public-banks --src ../shared/public-banks --out directions/ffhq-1024.safetensors
-  python -m editor convert-public-banks --src ../shared/public-banks --pcs 80   # every GANSpace component as a slider"""
+EXAMPLES = """  python -m editor convert-public-banks --src ../shared/public-banks \\
+      --out directions/ffhq-1024.safetensors
+  python -m editor convert-public-banks --pcs 80   # every GANSpace component as a slider"""
 
 
 def add_arguments(parser) -> None:

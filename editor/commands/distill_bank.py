@@ -4,7 +4,7 @@ from __future__ import annotations
 
 NAME = "distill-bank"
 HELP = "Distil Z-space boundaries into W directions (sample z, map to W, label by the Z boundary, fit in W)."
-EXAMPLES = """  python -m editor distill-bank --model ffhq-1024 --bank directions/ffhq-1024.safetensors --n 20000 --calibrate
+EXAMPLES = """  python -m editor distill-bank --model ffhq-1024 --bank directions/ffhq-1024.safetensors --calibrate
   python -m editor distill-bank --model random:small --bank my-z-bank.safetensors --out distilled.safetensors --n 2000
   (needs only the mapping network: fast on CPU; it runs wherever the generator's weights are available)"""
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 NAME = "slider-from-words"
 HELP = "Make a slider from words (CLIP prompts scored on cached sample embeddings, fitted in W) and save it."
-EXAMPLES = """  python -m editor sample --model demo --n 10000 --labeler clip:ViT-B-32:laion2b_s34b_b79k --out samples/demo-clip
+EXAMPLES = """  python -m editor sample --model demo --n 10000 --labeler clip:ViT-B-32:laion2b_s34b_b79k \\
+      --out samples/demo-clip
   python -m editor slider-from-words --samples samples/demo-clip --positive "a photo of a smiling face" \\
       --negative "a photo of a face with a neutral expression" --name smile --bank directions/demo.safetensors
-  python -m editor slider-from-words --samples samples/demo-clip --positive "a face with freckles"   # vs a neutral face"""
+  python -m editor slider-from-words --samples samples/demo-clip --positive "a face with freckles"  # vs neutral"""
 
 
 def add_arguments(parser) -> None:
