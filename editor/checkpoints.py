@@ -1065,6 +1065,24 @@ def load_network(source: str | os.PathLike, kind: str = "G_ema", device: str | t
         net.requires_grad_(False)
         return net.eval().to(device)
     path = resolved
+    try:
+        return _load_local(path, kind, wanted, device)
+    except CheckpointError as exc:
+        if _in_cache(path):  # a bad download stays in the cache until removed: say so
+            raise type(exc)(f"{exc} (this is a cached download: delete it to fetch it again)") from None
+        raise
+
+
+def _in_cache(path: Path) -> bool:
+    try:
+        path.resolve().relative_to(cache_dir().resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def _load_local(path: Path, kind: str, wanted: str, device: str | torch.device) -> torch.nn.Module:
+    """Load one network of class `wanted` (`kind` for pickles) from a local file or directory."""
     fmt = _sniff(path)
     if fmt == "native":
         class_name, init_kwargs, state = _load_native(path)

@@ -637,3 +637,11 @@ def test_discriminator_with_converted_style_kwargs(tmp_path, small_D):
                                                          "activation": "lrelu"}}
     path = rp.write_reference_pickle(tmp_path / "d.pkl", {"D": small_D}, init_kwargs={"D": kwargs})
     _same_state(ck.load_network(path, kind="D"), small_D)
+
+
+def test_corrupt_cached_download_says_how_to_refetch(cache, monkeypatch):
+    monkeypatch.setenv(ck.OFFLINE_ENV, "1")
+    cache.mkdir(parents=True)
+    (cache / "stylegan2-ffhq-256x256.pkl").write_bytes(b"<html>proxy error page</html>")
+    with pytest.raises(ck.CheckpointError, match="cached download: delete it"):
+        ck.load_generator("ffhq-256")
