@@ -34,8 +34,9 @@ def parse_args(argv=None):
     p.add_argument("--model", default="random:small", help="generator source (default random:small)")
     p.add_argument("--generated", type=int, default=4, help="generated images with known latents")
     p.add_argument("--photos", type=int, default=4, help="held-out toon photos")
-    p.add_argument("--schedules", default="baseline,default", help="comma list: baseline, default, default-wplus, "
-                   "default-alex, default-pixel, default-disc, default-nosearch")
+    p.add_argument("--schedules", default="baseline,default,default-w", help="comma list: baseline, default "
+                   "(W then W+), default-w (W only), w-alex, w-pixel, w-disc, w-nosearch (W-only variants: other "
+                   "perceptual losses, mean-w start)")
     p.add_argument("--baseline-steps", type=int, default=1000)
     p.add_argument("--default-steps", type=int, default=100)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core machine)")
@@ -51,14 +52,15 @@ def parse_args(argv=None):
 def schedules(args):
     from editor.projection import BASELINE, DEFAULT
 
+    n = args.default_steps
     table = {
         "baseline": replace(BASELINE, steps=args.baseline_steps),
-        "default": replace(DEFAULT, steps=args.default_steps, early_stop_patience=0),
-        "default-wplus": replace(DEFAULT, steps=args.default_steps, space="w+", early_stop_patience=0),
-        "default-alex": replace(DEFAULT, steps=args.default_steps, perceptual="alex", early_stop_patience=0),
-        "default-pixel": replace(DEFAULT, steps=args.default_steps, perceptual="none", early_stop_patience=0),
-        "default-disc": replace(DEFAULT, steps=args.default_steps, perceptual="disc", early_stop_patience=0),
-        "default-nosearch": replace(DEFAULT, steps=args.default_steps, init_candidates=0, early_stop_patience=0),
+        "default": replace(DEFAULT, steps=n, early_stop_patience=0),  # W for 40 % of steps, then W+
+        "default-w": replace(DEFAULT, steps=n, space="w", early_stop_patience=0),
+        "w-alex": replace(DEFAULT, steps=n, space="w", perceptual="alex", early_stop_patience=0),
+        "w-pixel": replace(DEFAULT, steps=n, space="w", perceptual="none", early_stop_patience=0),
+        "w-disc": replace(DEFAULT, steps=n, space="w", perceptual="disc", early_stop_patience=0),
+        "w-nosearch": replace(DEFAULT, steps=n, space="w", init_candidates=0, early_stop_patience=0),
     }
     return {name: table[name] for name in args.schedules.split(",")}
 

@@ -16,8 +16,9 @@ Two schedules are built in (``ProjectionConfig`` fields say what each knob does)
 ``DEFAULT``
     Built to reach the baseline's 1000-step quality in at most 100 steps (measurements in docs/photos.md): it starts
     from the best of a few hundred mapped samples (scored on cheap low-resolution previews from the skip
-    architecture), uses a pixel loss next to the perceptual one, a higher learning rate, and in ``space='w+'``
-    frees the per-layer latents after the first 40 % of steps. Noise maps are left at the generator's constants, so
+    architecture), uses a pixel loss next to the perceptual one, no warm-up, less latent noise, and works "W, then
+    W+": one w for the first 40 % of steps, then one w per layer (``space='w'`` keeps a single w throughout: easier
+    to edit, less faithful). Noise maps are left at the generator's constants, so
     the editor (which renders with ``noise_mode='const'``) shows exactly the reconstruction.
 
 Perceptual distances (``perceptual=``): ``'vgg'`` / ``'alex'`` (shift-tolerant LPIPS, weights in the
@@ -74,7 +75,7 @@ class ProjectionConfig:
     w_avg_samples: int = 10_000  # mapped samples for the mean w and its spread sigma
     init_candidates: int = 0  # 0: start at the mean w; k > 0: start at the best of k mapped samples
     init_psi: float = 0.7  # candidates are truncated toward the mean by this psi
-    init_resolution: int = 64  # candidates are compared on skip-architecture previews of this resolution
+    init_resolution: int = 32  # candidates are compared on skip-architecture previews of this resolution
     latent_noise: float = 0.05  # initial Gaussian noise on the latent, in units of sigma
     latent_noise_ramp: float = 0.75  # the latent noise fades to zero (quadratically) over this share of steps
     optimize_noise: bool = False  # also optimise the per-layer noise maps (the editor renders constant noise)
@@ -109,8 +110,9 @@ class ProjectionConfig:
 BASELINE = ProjectionConfig(steps=1000, space="w", lr=0.1, lr_rampup=0.05, lr_rampdown=0.25, w_avg_samples=10_000,
                             init_candidates=0, latent_noise=0.05, latent_noise_ramp=0.75, optimize_noise=True,
                             noise_reg=1e5, perceptual="vgg", perceptual_size=256, pixel_weight=0.0)
-DEFAULT = ProjectionConfig(steps=100, space="w", lr=0.1, lr_rampup=0.0, lr_rampdown=0.3, init_candidates=256,
-                           latent_noise=0.02, latent_noise_ramp=0.5, optimize_noise=False, perceptual="vgg",
+DEFAULT = ProjectionConfig(steps=100, space="w+", w_fraction=0.4, lr=0.1, lr_rampup=0.0, lr_rampdown=0.3,
+                           init_candidates=256, init_resolution=32, latent_noise=0.02, latent_noise_ramp=0.5,
+                           optimize_noise=False, perceptual="vgg",
                            perceptual_size=256, pixel_weight=1.0, early_stop_patience=25)
 PRESETS = {"default": DEFAULT, "baseline": BASELINE}
 

@@ -10,7 +10,7 @@ from editor.projection import (BASELINE, DEFAULT, ProjectionConfig, Perceptual, 
                                psnr, w_statistics)
 from editor.stylegan2 import build_discriminator, build_generator
 
-FAST = replace(DEFAULT, perceptual="none", pixel_weight=1.0, w_avg_samples=500, init_candidates=32,
+FAST = replace(DEFAULT, space="w", perceptual="none", pixel_weight=1.0, w_avg_samples=500, init_candidates=32,
                early_stop_patience=0)
 
 
@@ -130,6 +130,15 @@ def test_target_resizing_and_bad_targets(G, stats):
         project(G, u8.astype(np.float32), steps=1, config=FAST, w_stats=stats)
     with pytest.raises(ValueError, match="space"):
         project(G, u8, steps=1, space="z", config=FAST, w_stats=stats)
+
+
+def test_default_schedule_is_w_then_wplus(G, stats):
+    assert DEFAULT.space == "w+" and DEFAULT.steps <= 100
+    u8, _ = _target(G, 9)
+    seen = []
+    project(G, u8, steps=10, config=replace(FAST, space="w+", w_fraction=0.5), w_stats=stats,
+            callback=lambda p: seen.append(bool(torch.allclose(p.ws, p.ws[:, :1].expand_as(p.ws)))))
+    assert seen[:5] == [True] * 5 and not seen[-1]
 
 
 def test_config_validation():
