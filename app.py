@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import random
 import re
-from typing import Any, Callable
+from typing import Callable
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
