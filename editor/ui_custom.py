@@ -3,8 +3,11 @@ the bank. Gradio layout and wiring only; the work is in `CustomSliderBackend` (t
 
 Wiring into the app (inside `app.build_demo`, within the `gr.Blocks` context, after the other tabs):
 
-    from editor.ui_custom import CustomSliderBackend, add_custom_slider_tab
-    add_custom_slider_tab(CustomSliderBackend(engine, bank_path=...), state)   # state: the app's gr.State(EditState)
+    from editor.ui_custom import add_custom_slider_tab, backend_from_env
+    add_custom_slider_tab(backend_from_env(engine), state)   # state: the app's gr.State(EditState)
+
+(build the backend once per engine, outside per-user code; `backend_from_env` reads EDITOR_WORDS_SAMPLES /
+EDITOR_WORDS_CLIP to enable words and saves into the bank the app loads for this model).
 
 `build_custom_demo(backend)` builds the tab alone (tests, trying it out).
 
@@ -60,6 +63,7 @@ class CustomSliderBackend:
         self._pool: np.ndarray | None = None  # [pool_size, w_dim] W codes, made on first use
         self._lock = threading.Lock()
         self._fits: dict = {}  # marks -> fitted direction / CV accuracy, shared by every user's rebuilt session
+        self.words_problem = ""  # why words are off, shown in the tab (see backend_from_env)
 
     # -- shared data -----------------------------------------------------------------------------------------------
 
@@ -187,7 +191,7 @@ def add_custom_slider_tab(backend: CustomSliderBackend, state=None) -> None:
     with gr.Tab("New slider"):
         with gr.Tab("From words"):
             if backend.words is None:
-                gr.Markdown(f"ℹ️ {WORDS_MISSING}", elem_id="words-missing")
+                gr.Markdown(f"ℹ️ {backend.words_problem or WORDS_MISSING}", elem_id="words-missing")
             with gr.Row():
                 positive = gr.Textbox(label="Has the attribute", placeholder="a photo of a smiling face",
                                       elem_id="words-positive")
@@ -262,6 +266,39 @@ def add_custom_slider_tab(backend: CustomSliderBackend, state=None) -> None:
     fit_btn.click(on_fit, [marks, click_name, *st_in], [click_entry, click_strip], api_visibility="private")
     words_save.click(on_save, [words_entry], save_msg, api_visibility="private")
     click_save.click(on_save, [click_entry], save_msg, api_visibility="private")
+
+
+def backend_from_env(engine, bank_path: str | Path | None = None, device: str = "cpu",
+                     environ: dict | None = None) -> CustomSliderBackend:
+    """The tab's backend as the app would configure it; never fails (a problem disables words, with the reason).
+
+    - Saving goes to `bank_path`, by default the bank the app loads for this model (`service.default_bank_path`),
+      so saved sliders appear after a restart; random-weight models get no saving.
+    - Words are enabled by EDITOR_WORDS_SAMPLES (a sample cache folder with CLIP embeddings of this generator) and
+      EDITOR_WORDS_CLIP (its labeller spec, default clip:ViT-B-32:laion2b_s34b_b79k).
+    """
+    import os
+
+    from editor import service
+
+    env = os.environ if environ is None else environ
+    name = str(getattr(engine, "model_name", "") or "")
+    if bank_path is None and name and not name.startswith("random:"):
+        bank_path = service.default_bank_path(name)
+    words, problem = None, ""
+    samples = env.get("EDITOR_WORDS_SAMPLES")
+    if samples:
+        try:
+            from editor.custom_sliders import open_word_maker
+            from editor.labelers import make_labeler
+
+            clip = make_labeler(env.get("EDITOR_WORDS_CLIP", "clip:ViT-B-32:laion2b_s34b_b79k"), device=device)
+            words = open_word_maker(samples, clip, model_id=str(engine.model_id))
+        except (ValueError, FileNotFoundError, OSError) as exc:
+            problem = f"Sliders from words are off: {exc}"
+    backend = CustomSliderBackend(engine, words, bank_path=bank_path)
+    backend.words_problem = problem
+    return backend
 
 
 def build_custom_demo(backend: CustomSliderBackend):

@@ -84,3 +84,13 @@ def test_tab_builds_and_its_handlers_run(engine, tmp_path):
 
     with pytest.raises(gr.Error, match="make a slider first"):
         fns["on_save"].fn(None)
+
+
+def test_backend_from_env(engine, tmp_path):
+    from editor.ui_custom import backend_from_env
+
+    plain = backend_from_env(engine, environ={})
+    assert plain.words is None and plain.words_problem == "" and plain.bank_path.name == "tiny-random.safetensors"
+    broken = backend_from_env(engine, bank_path=tmp_path / "b.safetensors",
+                              environ={"EDITOR_WORDS_SAMPLES": str(tmp_path / "nothing"), "EDITOR_WORDS_CLIP": "stats"})
+    assert broken.words is None and "Sliders from words are off" in broken.words_problem
