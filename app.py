@@ -397,11 +397,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from editor.commands._util import resolve_device
 
-    engine, card = service.open_engine(args.model, args.bank, resolve_device(args.device), EngineConfig())
+    # Drag previews: the largest size <= 256 px that renders within a quarter second on this machine.
+    config = EngineConfig(preview_budget_s=float(os.environ.get("EDITOR_PREVIEW_BUDGET_S", "0.25")))
+    engine, card = service.open_engine(args.model, args.bank, resolve_device(args.device), config)
     for n in card.notices:
         print(f"notice: {n}")
-    print(f"model {card.source} ({engine.resolution} px), bank {engine.bank.bank_id} "
-          f"({len(engine.bank.attributes)} sliders)")
+    print(f"model {card.source} ({engine.resolution} px, previews {engine.preview_resolution} px), "
+          f"bank {engine.bank.bank_id} ({len(engine.bank.attributes)} sliders)")
     build_demo(engine, card, projector=None, concurrency=args.concurrency).launch(
         server_name=args.host, server_port=args.port, css=CSS)
 

@@ -28,6 +28,7 @@ import hashlib
 import inspect
 import math
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -338,8 +339,9 @@ class EngineConfig:
     """Tuning knobs of the backend."""
 
     preview_resolution: int = 256  # drag previews stop the synthesis at min(this, 256, full size / 2)
+    preview_budget_s: float | None = None  # if set: lower the preview size (not below 32 px) until one preview
+    #                                        render takes at most this long on this machine (timed at start-up)
     frame_cache_bytes: int = 256 * 2**20  # byte bound of the rendered-frame LRU
-    delta_cache_items: int = 256  # per-direction edit deltas kept
     batch_size: int = 8  # frames per synthesis call for strips / animations
     use_style_cache: bool = True  # cache styles when the synthesis network exposes compute_styles
 
@@ -408,6 +410,23 @@ class Engine:
         self._deltas = ByteLRU(64 * 2**20)
         self._mapping = ByteLRU(32 * 2**20)
         self._base_styles = ByteLRU(64 * 2**20)
+        if config.preview_budget_s is not None and self.preview_resolution < self.resolution:
+            self.preview_resolution = self._calibrate_preview(float(config.preview_budget_s))
+
+    def _calibrate_preview(self, budget_s: float) -> int:
+        """The largest block resolution <= the preview size whose render takes at most `budget_s` here (timed once
+        after a warm-up call); the smallest candidate (>= 32 px) when none does."""
+        candidates = [r for r in _block_resolutions(self.resolution) if 32 <= r <= self.preview_resolution][::-1]
+        if not candidates:
+            return self.preview_resolution
+        ws = torch.from_numpy(np.array(self.sample(0).ws))[None]  # [1, num_ws, w_dim]
+        self._synthesize(ws, candidates[0])  # warm-up
+        for res in candidates:
+            t0 = time.perf_counter()
+            self._synthesize(ws, res)
+            if time.perf_counter() - t0 <= budget_s:
+                return res
+        return candidates[-1]
 
     # -- latents ---------------------------------------------------------------------------------------------------
 

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from _engine_fixtures import tiny_engine, tiny_generator
+from _engine_fixtures import synthetic_bank, tiny_engine, tiny_generator
 from editor.engine import (
     ByteLRU,
     Direction,
     EditBank,
     EditState,
     Engine,
+    EngineConfig,
     layer_preset,
     slerp,
 )
@@ -156,6 +157,16 @@ def test_progressive_preview_resolution(engine):
     state = EditState.create(engine.sample(9), {"smile": 1.0})
     assert engine.render(state, preview=True).shape == (16, 16, 3)
     assert engine.render(state).shape == (32, 32, 3)
+
+
+def test_preview_budget_calibration():
+    from editor.stylegan2 import build_generator
+
+    G = build_generator("toon-128")  # 128 px: preview candidates 64 and 32
+    bank = synthetic_bank(G.num_ws, G.w_dim)
+    assert Engine(G, bank, config=EngineConfig(preview_budget_s=60.0)).preview_resolution == 64
+    assert Engine(G, bank, config=EngineConfig(preview_budget_s=0.0)).preview_resolution == 32  # smallest allowed
+    assert Engine(G, bank).preview_resolution == 64  # no budget: half size, no timing
 
 
 def test_bad_slider_values(engine):
