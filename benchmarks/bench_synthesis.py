@@ -3,6 +3,7 @@
     nice -n 10 python -m benchmarks.bench_synthesis                      # ffhq-1024/512/256 on the best device
     python -m benchmarks.bench_synthesis --configs ffhq-256 --repeats 9 --json
     python -m benchmarks.bench_synthesis --device cpu --threads 2 --batch-sizes 1
+    python -m benchmarks.bench_synthesis --configs ffhq-1024 --preview 256 --batch-sizes 1   # slider preview
 
 (run from the repository root)
 Times `G.synthesis(ws, noise_mode='const')` only (the mapping network is ~1 ms and cached by the editor), under
@@ -33,21 +34,25 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_synthesis(G, batch: int, device: torch.device, repeats: int, warmup: int,
-                   seed: int = 0) -> tuple[list[float], list[float]]:
+def time_synthesis(G, batch: int, device: torch.device, repeats: int, warmup: int, seed: int = 0,
+                   stop_resolution: int | None = None) -> tuple[list[float], list[float]]:
     """(wall seconds, process CPU seconds) per `G.synthesis` call for `repeats` timed calls on a fixed ws batch
-    [batch, num_ws, w_dim]. CPU seconds are less sensitive to other work on a shared machine than wall time."""
+    [batch, num_ws, w_dim]. CPU seconds are less sensitive to other work on a shared machine than wall time.
+    stop_resolution: time the low-resolution preview (`G.synthesis(..., stop_resolution=R)`) instead."""
+    kwargs = {"noise_mode": "const"}
+    if stop_resolution is not None:
+        kwargs["stop_resolution"] = stop_resolution
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn([batch, G.z_dim], generator=gen).to(device)  # [batch, z_dim]
     with torch.inference_mode():
         ws = G.mapping(z, None, truncation_psi=0.7)  # [batch, num_ws, w_dim]
         for _ in range(warmup):
-            G.synthesis(ws, noise_mode="const")
+            G.synthesis(ws, **kwargs)
         _sync(device)
         times, cpu_times = [], []
         for _ in range(repeats):
             start, cpu_start = time.perf_counter(), time.process_time()
-            img = G.synthesis(ws, noise_mode="const")  # [batch, 3, H, W]
+            img = G.synthesis(ws, **kwargs)  # [batch, 3, H, W]
             _sync(device)
             times.append(time.perf_counter() - start)
             cpu_times.append(time.process_time() - cpu_start)
@@ -80,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls first (default 1)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--preview", type=int, default=None, metavar="RES",
+                        help="time the skip-image preview that stops at resolution RES (e.g. 256) instead")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     args = parser.parse_args(argv)
 
@@ -96,10 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in configs:
         G = load_generator(f"random:{name}", device=device)
         for batch in batches:
-            times, cpu_times = time_synthesis(G, batch, device, args.repeats, args.warmup)
+            times, cpu_times = time_synthesis(G, batch, device, args.repeats, args.warmup,
+                                              stop_resolution=args.preview)
             median = statistics.median(times)
             results.append({
-                "config": name, "resolution": G.img_resolution, "batch": batch, "repeats": len(times),
+                "config": name, "resolution": args.preview or G.img_resolution, "batch": batch, "repeats": len(times),
                 "median_s": median, "min_s": min(times), "max_s": max(times),
                 "ms_per_image": 1000 * median / batch, "images_per_s": batch / median,
                 "cpu_s_median": statistics.median(cpu_times),
@@ -121,10 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{info['date']} | {info['machine']} | torch {info['torch']} | {info['dtype']} | median of "
           f"{args.repeats} after {args.warmup} warm-up | 1-min load average {info['load_average_1min'][0]} before, "
           f"{info['load_average_1min'][1]} after (other work on the machine slows these numbers)")
-    print("| config | batch | median s/call | ms/image | images/s | min s | max s | CPU s/call |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| config | out res | batch | median s/call | ms/image | images/s | min s | max s | CPU s/call |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['config']} | {r['batch']} | {r['median_s']:.3f} | {r['ms_per_image']:.1f} | "
+        print(f"| {r['config']} | {r['resolution']} | {r['batch']} | {r['median_s']:.3f} | {r['ms_per_image']:.1f} | "
               f"{r['images_per_s']:.2f} | {r['min_s']:.3f} | {r['max_s']:.3f} | {r['cpu_s_median']:.3f} |")
     return 0
 
