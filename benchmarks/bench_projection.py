@@ -174,7 +174,7 @@ def main(argv=None) -> int:
 
 
 def resummarise(path: str) -> None:
-    """Summarise (and plot) a partial or finished results file: `python benchmarks/bench_projection.py --summarise F`."""
+    """Summarise (and plot) a partial or finished results file (`bench_projection.py --summarise FILE`)."""
     results = json.loads(Path(path).read_text())
     summarise(results)
     Path(path).write_text(json.dumps(results, indent=1))

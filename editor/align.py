@@ -163,7 +163,8 @@ def load_image(source, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(f"{what} is not an image (or not a format Pillow can read: use JPEG, PNG, WebP, ...)") from None
+        raise ImageError(f"{what} is not an image (or not a format Pillow can read: use JPEG, PNG, WebP, ...)"
+                         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"{what} is too large to decode safely (decompression bomb guard: {exc})") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:

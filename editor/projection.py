@@ -393,7 +393,8 @@ def project(G, image, steps: int | None = None, space: str | None = None, *, con
     t0 = time.perf_counter()
     cfg = config
     if steps is not None or space is not None:
-        cfg = replace(cfg, steps=cfg.steps if steps is None else int(steps), space=cfg.space if space is None else space)
+        cfg = replace(cfg, steps=cfg.steps if steps is None else int(steps),
+                      space=cfg.space if space is None else space)
     G = G.to(device)
     target = _prepare_target(image, G.img_resolution, device)  # [1, 3, R, R]
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -469,8 +470,8 @@ def project(G, image, steps: int | None = None, space: str | None = None, *, con
         if value < best_loss:
             best_loss, best_latent = value, latent.detach().clone()
         if callback is not None:
-            request = callback(ProjectionProgress(step=step + 1, total=cfg.steps, loss=value, perceptual=float(dist.detach()),
-                                                  pixel_mse=float(mse.detach()), lr=lr, seconds=history[-1],
+            request = callback(ProjectionProgress(step=step + 1, total=cfg.steps, loss=value,
+                                                  perceptual=float(dist.detach()), pixel_mse=float(mse.detach()), lr=lr, seconds=history[-1],
                                                   ws=latent.detach().expand(1, G.num_ws, G.w_dim).cpu().clone()))
             if request:
                 stopped = "callback"

@@ -164,7 +164,8 @@ def test_baseline_schedule_matches_the_reference():
 def test_noise_penalty_prefers_white_noise():
     gen = torch.Generator().manual_seed(0)
     white = torch.randn([32, 32], generator=gen)
-    smooth = torch.nn.functional.avg_pool2d(torch.randn([1, 1, 32, 32], generator=gen), 3, stride=1, padding=1)[0, 0] * 3
+    noise = torch.randn([1, 1, 32, 32], generator=gen)
+    smooth = torch.nn.functional.avg_pool2d(noise, 3, stride=1, padding=1)[0, 0] * 3
     assert float(_noise_penalty([white])) < float(_noise_penalty([smooth]))
 
 

@@ -26,7 +26,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--preset", choices=("default", "baseline"), default="default",
                         help="schedule: default (fast) or baseline (the reference's 1000 steps)")
     parser.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the preset's)")
-    parser.add_argument("--space", choices=("w", "w+"), default=None, help="latent space (default: the preset's: W then W+ for default, W for baseline)")
+    parser.add_argument("--space", choices=("w", "w+"), default=None,
+                        help="latent space (default: the preset's: W then W+ for default, W for baseline)")
     parser.add_argument("--perceptual", choices=("vgg", "alex", "disc", "none"), default=None,
                         help="perceptual loss (default: the preset's, vgg)")
     parser.add_argument("--landmarker", choices=("auto", "mtcnn", "toon"), default="auto",
