@@ -471,7 +471,8 @@ def project(G, image, steps: int | None = None, space: str | None = None, *, con
             best_loss, best_latent = value, latent.detach().clone()
         if callback is not None:
             request = callback(ProjectionProgress(step=step + 1, total=cfg.steps, loss=value,
-                                                  perceptual=float(dist.detach()), pixel_mse=float(mse.detach()), lr=lr, seconds=history[-1],
+                                                  perceptual=float(dist.detach()), pixel_mse=float(mse.detach()),
+                                                  lr=lr, seconds=history[-1],
                                                   ws=latent.detach().expand(1, G.num_ws, G.w_dim).cpu().clone()))
             if request:
                 stopped = "callback"
