@@ -26,9 +26,9 @@ These functions are self-contained (other metrics may live in this module beside
 
 from __future__ import annotations
 
-import math
 import sys
 import types
+import warnings
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
@@ -182,10 +182,12 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.shape[0],) * 2:
         raise ValueError(f"shape mismatch: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
-    covmean, _ = scipy.linalg.sqrtm(sigma1 @ sigma2, disp=False)
-    if not np.isfinite(covmean).all():  # singular product: regularise slightly (as is common practice)
-        eps = np.eye(sigma1.shape[0]) * 1e-6
-        covmean = scipy.linalg.sqrtm((sigma1 + eps) @ (sigma2 + eps))
+    with warnings.catch_warnings():  # singular covariances (e.g. dead ReLU features) are handled below
+        warnings.simplefilter("ignore")
+        covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
+        if not np.isfinite(covmean).all():  # regularise slightly (as is common practice)
+            eps = np.eye(sigma1.shape[0]) * 1e-6
+            covmean = scipy.linalg.sqrtm((sigma1 + eps) @ (sigma2 + eps))
     covmean = np.real(covmean)
     value = np.square(mu1 - mu2).sum() + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean)
     return float(max(value, 0.0))

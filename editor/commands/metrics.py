@@ -32,6 +32,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--floor", action="store_true", help="also measure reals against other reals")
     parser.add_argument("--batch", type=int, default=64, help="generation batch size (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated latents (default 0)")
+    parser.add_argument("--workers", type=int, default=1, help="processes rendering toon reals (default 1)")
     parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', ... (default auto)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
 
@@ -78,7 +79,7 @@ def run(args) -> int:
         if args.data == "toon":
             from editor.train.data import ToonSource
 
-            reals = ToonSource(res, seed_offset=20_000_000).images(0, n_real)
+            reals = ToonSource(res, seed_offset=20_000_000, workers=args.workers).images(0, n_real)
         else:
             from editor.train.data import load_image_folder
 

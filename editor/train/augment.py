@@ -52,21 +52,22 @@ def _reflect(c: torch.Tensor, size: int) -> torch.Tensor:
 class AugmentPipe(torch.nn.Module):
     """images [N, C, H, W] in about [-1, 1] -> augmented images, same shape; differentiable.
 
-    `p` is a buffer so it travels with the state dict; set it with `pipe.p.fill_(value)`. Randomness comes from the
-    global torch RNG of the images' device (seed it for reproducible runs).
+    `p` is a plain float attribute (kept on the host, so reading it never waits for the GPU); the trainer stores it
+    in its training state. Randomness comes from the global torch RNG of the images' device (seed it for
+    reproducible runs).
     """
 
     def __init__(self, config: AugmentConfig = AugmentConfig(), p: float = 0.0):
         super().__init__()
         self.config = config
-        self.register_buffer("p", torch.tensor(float(p)))
+        self.p = float(p)
         luma = torch.tensor([1.0, 1.0, 1.0, 0.0]) / math.sqrt(3)
         self.register_buffer("luma_axis", luma)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4:
             raise ValueError(f"images must be [N, C, H, W], got {tuple(images.shape)}")
-        p = float(self.p)
+        p = self.p
         if p <= 0:
             return images  # identity; skipping the work is the common case early in training
         return self.apply(images, p)
@@ -101,8 +102,6 @@ class AugmentPipe(torch.nn.Module):
             ty = torch.round(t[:, 1] * h).long()
         else:
             tx = ty = torch.zeros_like(flip)
-        if not bool((flip != 0).any() or (rot != 0).any() or (tx != 0).any() or (ty != 0).any()):
-            return images
         ys = torch.arange(h, device=dev).view(1, h, 1)
         xs = torch.arange(w, device=dev).view(1, 1, w)
         # undo the translation (output = translate(rotate(flip(image))))
@@ -151,8 +150,6 @@ class AugmentPipe(torch.nn.Module):
         if cfg.saturation:
             s = gate(torch.exp2(torch.randn([n], device=dev) * cfg.saturation_std), 1.0)
             m = (vv + (eye - vv) * s.view(n, 1, 1)) @ m
-        if torch.equal(m, eye):
-            return images
         nc, h, w = images.shape[1:]
         m = m.to(images.dtype)
         flat = images.reshape(n, nc, h * w)  # [N, 3, HW]
@@ -208,7 +205,7 @@ class AdaController:
             return False
         rt = float(self.sign_sum) / self.count
         step = math.copysign(self.images / (self.speed_kimg * 1000), rt - self.target) if rt != self.target else 0.0
-        pipe.p.copy_((pipe.p + step).clamp(0.0, 1.0))
+        pipe.p = min(max(pipe.p + step, 0.0), 1.0)
         self.last_rt = rt
         self.sign_sum, self.count, self.iterations, self.images = 0.0, 0, 0, 0
         return True

@@ -152,11 +152,12 @@ class Trainer:
         if reg_interval is not None:  # lazy regularisation adds one step per interval: keep the per-image rates
             ratio = reg_interval / (reg_interval + 1)
             lr, beta1, beta2 = lr * ratio, beta1 ** ratio, beta2 ** ratio
-        return torch.optim.Adam(net.parameters(), lr=lr, betas=(beta1, beta2), eps=1e-8)
+        fused = self.device.type == "cuda"  # one kernel per step on CUDA
+        return torch.optim.Adam(net.parameters(), lr=lr, betas=(beta1, beta2), eps=1e-8, fused=fused)
 
     @property
     def augment_p(self) -> float:
-        return float(self.augment.p) if self.augment is not None else 0.0
+        return self.augment.p if self.augment is not None else 0.0
 
     def phases(self) -> list[tuple[str, int]]:
         """(phase, interval) in execution order."""
@@ -212,10 +213,9 @@ class Trainer:
         if self.cfg.ema_rampup is not None:
             ema_nimg = min(ema_nimg, self.cur_nimg * self.cfg.ema_rampup)
         beta = 0.5 ** (self.cfg.batch / max(ema_nimg, 1e-8))
-        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
-            p_ema.copy_(p.detach().lerp(p_ema, beta))
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
-            b_ema.copy_(b)
+        # p_ema <- lerp(p, p_ema, beta), as fused multi-tensor kernels
+        torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1.0 - beta)
+        torch._foreach_copy_(list(self.G_ema.buffers()), list(self.G.buffers()))
 
     # -- state
     def state_dict(self) -> dict:
@@ -243,7 +243,7 @@ class Trainer:
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])
         if self.augment is not None:
-            self.augment.p.fill_(float(state["augment_p"]))
+            self.augment.p = float(state["augment_p"])
             self.ada.load_state_dict(state["ada"])
         self.loss.pl_mean.copy_(state["pl_mean"])
         self.cur_nimg = int(state["cur_nimg"])
@@ -310,7 +310,7 @@ def _make_source(cfg: TrainConfig, workers: int):
 
     res = cfg.network.img_resolution
     if cfg.data == "toon":
-        return ToonSource(res, seed_offset=cfg.toon_seed_offset)
+        return ToonSource(res, seed_offset=cfg.toon_seed_offset, workers=max(workers, 1))
     images = load_image_folder(cfg.data, res, workers=max(workers, 1))
     return FolderSource(images, seed=cfg.seed, mirror=cfg.mirror)
 
@@ -320,7 +320,7 @@ class _MetricRunner:
 
     METRIC_REAL_SEED = 20_000_000  # toon seeds for metric reals (disjoint from training and held-out seeds)
 
-    def __init__(self, cfg: TrainConfig, source, num: int, device: torch.device):
+    def __init__(self, cfg: TrainConfig, source, num: int, device: torch.device, workers: int = 1):
         from editor.metrics import default_feature_extractor, image_features
 
         self.extractor = default_feature_extractor(device)
@@ -329,7 +329,8 @@ class _MetricRunner:
         if cfg.data == "toon":
             from editor.train.data import ToonSource
 
-            reals = ToonSource(cfg.network.img_resolution, seed_offset=self.METRIC_REAL_SEED).images(0, num)
+            reals = ToonSource(cfg.network.img_resolution, seed_offset=self.METRIC_REAL_SEED,
+                               workers=workers).images(0, num)
         else:
             reals = source.images(0, min(num, len(source)))
         self.real_features = image_features(reals, self.extractor)
@@ -410,7 +411,7 @@ def run_training(cfg: TrainConfig | None, out: str | os.PathLike, opts: RunOptio
     def evaluate() -> dict:
         nonlocal metric_runner
         if metric_runner is None:
-            metric_runner = _MetricRunner(cfg, source, opts.metric_samples, device)
+            metric_runner = _MetricRunner(cfg, source, opts.metric_samples, device, workers=max(opts.workers, 1))
         values = metric_runner(trainer.G_ema)
         record = {"kimg": trainer.cur_nimg / 1000, **values}
         with open(out / "metrics.jsonl", "a") as f:
