@@ -17,7 +17,7 @@ import functools
 import os
 import random
 import re
-from typing import Callable
+from typing import Callable, Sequence
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -62,8 +62,10 @@ def _notice_markdown(card: service.ModelCard, engine: Engine) -> str:
 
 
 def build_demo(engine: Engine, card: service.ModelCard | None = None,
-               projector: service.Projector | None = None, concurrency: int = 4) -> gr.Blocks:
-    """The Gradio app around one shared engine. `projector` (photo -> latent) may be None until it exists."""
+               projector: service.Projector | None = None, concurrency: int = 4,
+               extra_tabs: Sequence[Callable[[gr.State], None]] = ()) -> gr.Blocks:
+    """The Gradio app around one shared engine. `projector` (photo -> latent) may be None until it exists.
+    `extra_tabs`: functions called inside the Blocks with the user's `gr.State` (EditState) to add more tabs."""
     card = card or service.ModelCard(engine.model_name, engine.model_name, "unknown", "", ())
     names = list(engine.bank.attributes)
     methods = ["auto"] + list(engine.bank.methods)
@@ -160,6 +162,9 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
                 gif_btn = gr.Button("GIF of walk")
                 mp4_btn = gr.Button("MP4 of walk")
             export_file = gr.File(label="Download", elem_id="export-file")
+
+        for add_tab in extra_tabs:
+            add_tab(state)
 
         controls = [state, method, space, preset, lo, hi, locks, *sliders]
 
@@ -404,7 +409,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"notice: {n}")
     print(f"model {card.source} ({engine.resolution} px, previews {engine.preview_resolution} px), "
           f"bank {engine.bank.bank_id} ({len(engine.bank.attributes)} sliders)")
-    build_demo(engine, card, projector=None, concurrency=args.concurrency).launch(
+    from editor.ui_custom import add_custom_slider_tab, backend_from_env
+
+    custom = backend_from_env(engine, device=str(engine.device))  # "New slider" tab (words need EDITOR_WORDS_SAMPLES)
+    build_demo(engine, card, projector=None, concurrency=args.concurrency,
+               extra_tabs=[lambda st: add_custom_slider_tab(custom, st)]).launch(
         server_name=args.host, server_port=args.port, css=CSS)
 
 

@@ -56,6 +56,15 @@ def test_build_demo_without_launch(engine):
     assert app.slider_id("hair colour/tone") == "slider-hair-colour-tone"
 
 
+def test_extra_tabs_plug_in(engine):
+    from editor.ui_custom import CustomSliderBackend, add_custom_slider_tab
+
+    backend = CustomSliderBackend(engine, pool_size=100)
+    demo = app.build_demo(engine, extra_tabs=[lambda st: add_custom_slider_tab(backend, st)])
+    labels = {getattr(b, "label", None) for b in demo.blocks.values()}
+    assert "New slider" in labels
+
+
 def test_named_endpoints_listed(client):
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     for endpoint in API:
