@@ -147,10 +147,14 @@ def load_image(source, max_pixels: int = MAX_PIXELS) -> np.ndarray:
             raise ImageError(f"{path}: no such file")
         if path.is_dir():
             raise ImageError(f"{path} is a directory, not an image file")
+    opened = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = source if isinstance(source, Image.Image) else Image.open(source)
+            if isinstance(source, Image.Image):
+                im = source
+            else:
+                im = opened = Image.open(source)
             w, h = im.size
             if w * h > max_pixels:
                 raise ImageError(f"{what} is {w}x{h} pixels ({w * h / 1e6:.0f} MP); the limit is "
@@ -172,6 +176,11 @@ def load_image(source, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         if "truncated" in text.lower() or isinstance(exc, EOFError):
             raise ImageError(f"{what} is truncated or corrupt ({text}); re-export or re-download it") from None
         raise ImageError(f"{what} cannot be decoded: {text or type(exc).__name__}") from None
+    except Exception as exc:  # a decoder bug on hostile input must still reach the user as a clear message
+        raise ImageError(f"{what} cannot be decoded ({type(exc).__name__}: {exc})") from None
+    finally:
+        if opened is not None:
+            opened.close()
 
 
 def _array_to_rgb(a: np.ndarray, max_pixels: int) -> np.ndarray:
@@ -251,12 +260,21 @@ class MTCNNLandmarker:
             self._net = MTCNN(keep_all=True, min_face_size=self.min_face_size, device=self.device)
         return self._net
 
+    max_side = 1600  # larger photos are searched on a downscaled copy (speed, memory); points are scaled back
+
     def detect(self, image: np.ndarray) -> list[Face]:
         image = _check_rgb(image)
         import torch
+        from PIL import Image
 
+        h, w = image.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        small = image
+        if scale < 1.0:
+            small = np.asarray(Image.fromarray(image).resize((max(1, round(w * scale)), max(1, round(h * scale))),
+                                                             Image.Resampling.BOX))
         with torch.no_grad():
-            boxes, probs, points = self._model().detect(image, landmarks=True)
+            boxes, probs, points = self._model().detect(small, landmarks=True)
         if boxes is None or points is None:
             return []
         # facenet-pytorch 2.6 with numpy 2 returns object arrays: convert through lists
@@ -267,7 +285,10 @@ class MTCNNLandmarker:
         for b, p, lm in zip(boxes, probs, points):
             if not (np.isfinite(b).all() and np.isfinite(lm).all()) or p < self.threshold:
                 continue
-            faces.append(Face(box=tuple(float(v) + 0.5 for v in b), landmarks=_order_lr(lm + 0.5), score=float(p)))
+            sx, sy = w / small.shape[1], h / small.shape[0]
+            box = ((b[0] + 0.5) * sx, (b[1] + 0.5) * sy, (b[2] + 0.5) * sx, (b[3] + 0.5) * sy)
+            faces.append(Face(box=tuple(float(v) for v in box), landmarks=_order_lr((lm + 0.5) * [sx, sy]),
+                              score=float(p)))
         return sorted(faces, key=lambda f: -f.size)
 
 

@@ -287,3 +287,16 @@ def test_toon_landmarker_on_portraits():
         errors.append(np.abs(faces[0].landmarks[[0, 1, 3, 4]] - r.landmarks[[0, 1, 3, 4]]).max() / size)
     assert max(errors) < 0.06, errors
     assert finder.detect(np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)) == []
+
+
+@pytest.mark.slow
+def test_mtcnn_on_a_large_photo_scales_points_back():
+    pytest.importorskip("facenet_pytorch")
+    skdata = pytest.importorskip("skimage.data")
+    from editor.align import MTCNNLandmarker
+
+    big = np.asarray(Image.fromarray(skdata.astronaut()).resize((2048, 2048), Image.Resampling.BICUBIC))
+    faces = MTCNNLandmarker().detect(big)
+    assert len(faces) == 1
+    lm = faces[0].landmarks[[0, 1, 3, 4]] / 4.0 - 0.5
+    assert np.abs(lm - ASTRONAUT).max() < 4.0
