@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT",
     "PRESETS",
     "Perceptual",
+    "PhotoProjector",
     "ProjectionConfig",
     "ProjectionProgress",
     "ProjectionResult",
@@ -492,3 +493,50 @@ def project(G, image, steps: int | None = None, space: str | None = None, *, con
     return ProjectionResult(ws=ws.cpu().float(), image=out, target=tgt, psnr=psnr(out, tgt), losses=losses,
                             steps_run=len(losses), seconds=time.perf_counter() - t0, space=cfg.space, config=cfg,
                             noise=noise_out, stopped=stopped, history=history)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The app's photo pipeline
+
+
+class PhotoProjector:
+    """Photo in, ``editor.service.Projection`` out: find the face, align it, project it (the app's projector seam).
+
+        projector = PhotoProjector(G, source="ffhq-1024", device="cuda")
+        result = projector(photo_uint8, progress=lambda fraction, message: ...)
+
+    ``landmarker``: a face finder, or None to pick one from the generator's model card (``align.landmarker_for``).
+    Raises ``align.AlignError`` (a ValueError with a user-facing message) when the photo has no usable face.
+    The mean w and its spread are computed once, on the first call.
+    """
+
+    def __init__(self, G, source=None, device="cpu", config: ProjectionConfig = DEFAULT, landmarker=None):
+        from editor import align
+
+        self.G = G
+        self.device = device
+        self.config = config
+        self.landmarker = landmarker if landmarker is not None else align.landmarker_for(source, G, device=device)
+        self._w_stats = None
+
+    def __call__(self, photo, progress: Callable[[float, str], None] | None = None):
+        from editor import align
+        from editor.service import Projection
+
+        report = progress or (lambda fraction, message: None)
+        report(0.0, "finding the face")
+        image = align.load_image(photo)
+        aligned = align.align_photo(image, self.landmarker, self.G.img_resolution)
+        note = f" ({'; '.join(aligned.notices)})" if aligned.notices else ""
+        report(0.05, "aligned" + note)
+        if self._w_stats is None:
+            self._w_stats = w_statistics(self.G, self.config.w_avg_samples, seed=self.config.seed + 7,
+                                         device=self.device)
+
+        def step(p: ProjectionProgress):
+            report(0.05 + 0.95 * p.step / p.total, f"projecting: step {p.step}/{p.total}{note}")
+
+        result = project(self.G, aligned.image, config=self.config, callback=step, device=self.device,
+                         w_stats=self._w_stats)
+        return Projection(aligned=aligned.image, ws=result.ws[0].numpy(),
+                          paste_back=lambda edited: align.paste_back(image, aligned, edited))

@@ -198,3 +198,39 @@ def test_project_command(tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")
     assert main(["project", str(bad), "--model", "random:small", "--out", str(out)]) == 1
+
+
+def test_photo_projector_fills_the_service_seam(G):
+    from editor import toonfaces
+    from editor.align import NoFaceError
+    from editor.projection import PhotoProjector
+
+    class GroundTruth:  # a face finder that knows where the toon's landmarks are
+        name = "ground truth"
+
+        def __init__(self, landmarks):
+            self.landmarks = landmarks
+
+        def detect(self, image):
+            from editor.align import Face
+
+            return [Face(box=(0, 0, 1, 1), landmarks=self.landmarks.astype(float), score=1.0)]
+
+    r = toonfaces.render(11, 128, "photo")
+    cfg = replace(FAST, steps=3, w_avg_samples=200, init_candidates=8)
+    seen = []
+    projector = PhotoProjector(G, config=cfg, landmarker=GroundTruth(r.landmarks))
+    out = projector(r.image, lambda f, m: seen.append(f))
+    assert out.aligned.shape == (32, 32, 3) and out.ws.shape == (G.num_ws, G.w_dim)
+    assert seen[0] == 0.0 and seen[-1] == pytest.approx(1.0)
+    pasted = out.paste_back(out.aligned)
+    assert pasted.shape == r.image.shape
+
+    class Nobody:
+        name = "none"
+
+        def detect(self, image):
+            return []
+
+    with pytest.raises(NoFaceError):
+        PhotoProjector(G, config=cfg, landmarker=Nobody())(r.image)
