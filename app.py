@@ -13,6 +13,7 @@ Named API endpoints (see README): /sample, /project, /edit, /export, /open_recip
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import os
 import random
@@ -296,7 +297,7 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
                            api_visibility="private")
         project_btn.click(on_project, [photo],
                           [state, projection, paste_btn, aligned, recon, before, after, status, *sliders],
-                          api_visibility="private")
+                          api_visibility="private", concurrency_limit=1, concurrency_id="project")
         paste_btn.click(on_paste, [projection, *controls], pasted, api_visibility="private")
         b_btn.click(on_face_b, [seed_b, psi], [face_b, image_b], api_visibility="private")
         mix_btn.click(on_mix, [face_b, mix_preset, *controls], mixed, api_visibility="private")
@@ -384,7 +385,8 @@ def _api(engine: Engine, card: service.ModelCard, projector: service.Projector |
     next(b).click(edit, edit_inputs, [o_image, o_recipe], api_name="edit", show_progress="hidden")
     next(b).click(noop, edit_inputs, [o_image, o_recipe], api_name="noop", show_progress="hidden")
     next(b).click(export, [a_recipe, a_format, a_attr, a_lo, a_hi, a_steps], o_file, api_name="export")
-    next(b).click(project, [a_photo], [o_image, o_image2, o_recipe], api_name="project")
+    next(b).click(project, [a_photo], [o_image, o_image2, o_recipe], api_name="project", concurrency_limit=1,
+                  concurrency_id="project")  # one projection at a time (seconds to minutes of CPU each)
     next(b).click(open_recipe, [a_file], [o_image, o_recipe], api_name="open_recipe")
     next(b).click(info, None, o_json, api_name="info")
 
@@ -411,8 +413,16 @@ def main(argv: list[str] | None = None) -> None:
           f"bank {engine.bank.bank_id} ({len(engine.bank.attributes)} sliders)")
     from editor.ui_custom import add_custom_slider_tab, backend_from_env
 
+    projector = None
+    try:  # photo upload: find the face, align, project (editor.align + editor.projection)
+        from editor.projection import PhotoProjector
+
+        projector = PhotoProjector(engine.G, source=card.source, device=str(engine.device))
+    except (ImportError, ValueError, OSError) as exc:
+        card = dataclasses.replace(card, notices=card.notices + (f"Photo upload is off: {exc}",))
+
     custom = backend_from_env(engine, device=str(engine.device))  # "New slider" tab (words need EDITOR_WORDS_SAMPLES)
-    build_demo(engine, card, projector=None, concurrency=args.concurrency,
+    build_demo(engine, card, projector=projector, concurrency=args.concurrency,
                extra_tabs=[lambda st: add_custom_slider_tab(custom, st)]).launch(
         server_name=args.host, server_port=args.port, css=CSS)
 

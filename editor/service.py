@@ -182,17 +182,12 @@ class Projector(Protocol):
     def __call__(self, photo: np.ndarray, progress: Callable[[float, str], None]) -> Projection: ...
 
 
-def read_photo(path: str | Path, max_pixels: int = 40_000_000) -> np.ndarray:
-    """A photo file as [H, W, 3] uint8 RGB; ValueError when it is not a readable image or is too large."""
-    from PIL import Image, UnidentifiedImageError
+def read_photo(path: str | Path) -> np.ndarray:
+    """A photo file as [H, W, 3] uint8 RGB, upright (EXIF orientation applied); ValueError when it is not a
+    readable image or is too large (`editor.align.load_image`)."""
+    from editor.align import load_image
 
-    try:
-        with Image.open(path) as im:
-            if im.width * im.height > max_pixels:
-                raise ValueError(f"the photo is too large ({im.width}x{im.height}); at most {max_pixels} pixels")
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ValueError(f"the photo is not a readable image ({exc})") from None
+    return load_image(str(path))
 
 
 PROJECTOR_MISSING = ("Photo upload is not available yet: face alignment and projection are still being built. "

@@ -176,7 +176,7 @@ def test_projector_seam(engine, tmp_path):
         assert state.latent.key == target.key
         bad = tmp_path / "bad.png"
         bad.write_bytes(b"not an image")
-        with pytest.raises(Exception, match="not a readable image"):
+        with pytest.raises(Exception, match="is not an image"):
             c.predict(gradio_client.handle_file(str(bad)), api_name="/project")
     finally:
         demo.close()
