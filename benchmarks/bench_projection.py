@@ -173,10 +173,41 @@ def main(argv=None) -> int:
     return 0
 
 
+def markdown(results: dict, names: dict[str, str] | None = None) -> str:
+    """Markdown tables of the mean curves: quality at selected steps and the step reaching the baseline's final."""
+    names = names or {}
+    lines = []
+    for kind in sorted({k.split("/")[0] for k in results["summary"]}):
+        lines += [f"**{kind}** (mean over n images)", "",
+                  "| schedule | n | step | wall s | PSNR dB | LPIPS-alex | LPIPS-vgg | w error / sigma |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for key, entry in results["summary"].items():
+            if not key.startswith(kind + "/"):
+                continue
+            label = names.get(key.split("/")[1], key.split("/")[1])
+            for c in entry["curve"]:
+                if c["step"] not in (10, 30, 50, 100, 300, 1000):
+                    continue
+                w = f"{c['w_error']:.3f}" if "w_error" in c else "-"
+                lines.append(f"| {label} | {entry['n']} | {c['step']} | {c['seconds']:.0f} | {c['psnr']:.2f} | "
+                             f"{c['lpips_alex']:.4f} | {c['lpips_vgg']:.4f} | {w} |")
+        lines.append("")
+        lines += ["| schedule | first step at or beyond the baseline's 1000-step PSNR / LPIPS-alex / LPIPS-vgg |",
+                  "|---|---|"]
+        for key, entry in results["summary"].items():
+            if key.startswith(kind + "/") and "reaches_baseline_final" in entry:
+                r = entry["reaches_baseline_final"]
+                label = names.get(key.split("/")[1], key.split("/")[1])
+                lines.append(f"| {label} | {r['psnr']} / {r['lpips_alex']} / {r['lpips_vgg']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def resummarise(path: str) -> None:
     """Summarise (and plot) a partial or finished results file (`bench_projection.py --summarise FILE`)."""
     results = json.loads(Path(path).read_text())
     summarise(results)
+    print(markdown(results))
     Path(path).write_text(json.dumps(results, indent=1))
     plot(results, Path(path).with_suffix(".png"))
 
