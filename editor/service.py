@@ -190,7 +190,7 @@ def read_photo(path: str | Path) -> np.ndarray:
     return load_image(str(path))
 
 
-PROJECTOR_MISSING = ("Photo upload is not available yet: face alignment and projection are still being built. "
+PROJECTOR_MISSING = ("Photo upload is not available yet in this app: no face projector is configured. "
                      "Sample a face instead.")
 
 
