@@ -211,6 +211,7 @@ def test_bad_configs_are_rejected():
 def test_fused_discriminator_pass_equals_two_passes():
     tr = Trainer(tiny_cfg(augment_p=0.7))
     fake, real = torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)
+    tr.loss.fuse_d = True
     torch.manual_seed(5)
     f1, r1 = tr.loss.run_D_pair(fake, real)
     tr.loss.fuse_d = False

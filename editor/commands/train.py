@@ -24,7 +24,7 @@ With --resume the stored training configuration is used; only run options (--min
 
 # options that change the training mathematics (taken from train_config.json when resuming)
 _MATH_OPTIONS = ("data", "resolution", "config", "batch", "glr", "dlr", "gamma", "pl_weight", "style_mixing",
-                 "ema_kimg", "augment_p", "ada_target", "ada_kimg", "seed", "channel_max", "fp16_res", "mirror",
+                 "ema_kimg", "augment_p", "ada_target", "ada_kimg", "seed", "channel_base", "channel_max", "fp16_res", "mirror",
                  "lumaflip", "no_augment", "toon_seed_offset")
 
 
@@ -34,6 +34,8 @@ def add_arguments(parser) -> None:
     g.add_argument("--resolution", type=int, default=None, help="image side in pixels (default 64)")
     g.add_argument("--config", default=None,
                    help="network configuration from editor.stylegan2.CONFIGS (default toon-<resolution>)")
+    g.add_argument("--channel-base", type=int, default=None,
+                   help="override channel_base (channels at resolution r: min(channel_base / r, channel_max))")
     g.add_argument("--channel-max", type=int, default=None, help="override the configuration's channel_max")
     g.add_argument("--fp16-res", type=int, default=None,
                    help="override num_fp16_res: how many of the highest resolutions run in fp16 on CUDA")
@@ -83,7 +85,8 @@ def _build_config(args):
     resolution = args.resolution
     if resolution is None and args.config is None:
         resolution = 64
-    net = network_config_for(resolution, args.config, channel_max=args.channel_max, num_fp16_res=args.fp16_res)
+    net = network_config_for(resolution, args.config, channel_base=args.channel_base, channel_max=args.channel_max,
+                             num_fp16_res=args.fp16_res)
     data = args.data or "toon"
     if data != "toon" and not os.path.isdir(data):
         raise ValueError(f"--data must be 'toon' or an existing folder of images, got {data!r}")

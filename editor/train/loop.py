@@ -87,7 +87,8 @@ class TrainConfig:
     ada_interval: int = 4  # iterations between p adjustments
     ada_kimg: float = 500.0  # p can move from 0 to 1 in this many thousand images
     lumaflip: bool = False  # include luma flips among the colour transforms
-    fuse_d: bool = True  # Dmain: one D pass over fakes + reals (same result, half the calls; see loss.run_D_pair)
+    fuse_d: bool | None = None  # Dmain: one D pass over fakes + reals (same result, half the kernel launches; see
+    # loss.run_D_pair). None = on CUDA only (on CPU it measured no faster: docs/training.md)
     seed: int = 0
 
     def __post_init__(self):
@@ -140,7 +141,8 @@ class Trainer:
         self.ada = AdaController(cfg.ada_target, cfg.ada_interval, cfg.ada_kimg) if cfg.augment else None
         self.loss = StyleGAN2Loss(self.G, self.D, self.augment, r1_gamma=cfg.resolved_r1_gamma,
                                   style_mixing=cfg.style_mixing, pl_weight=cfg.pl_weight,
-                                  pl_batch_shrink=cfg.pl_batch_shrink, pl_decay=cfg.pl_decay, fuse_d=cfg.fuse_d)
+                                  pl_batch_shrink=cfg.pl_batch_shrink, pl_decay=cfg.pl_decay,
+                                  fuse_d=cfg.fuse_d if cfg.fuse_d is not None else self.device.type == "cuda")
         self.opt_G = self._adam(self.G, cfg.g_lr, cfg.g_reg_interval if cfg.pl_weight > 0 else None)
         self.opt_D = self._adam(self.D, cfg.d_lr, cfg.d_reg_interval if self.loss.r1_gamma > 0 else None)
         self.cur_nimg = 0  # images shown to D so far
