@@ -724,9 +724,18 @@ def _config_for(net: torch.nn.Module, provenance: dict[str, Any] | None = None) 
 
 
 def _atomic_target(path: Path) -> Path:
+    """A fresh temporary file beside `path` (same file system, so the final rename is atomic)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     return Path(tmp)
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    """Give `tmp` ordinary permissions (mkstemp makes it owner-only) and rename it onto `target` atomically."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, target)
 
 
 def save_network(net: torch.nn.Module, path: str | os.PathLike, provenance: dict[str, Any] | None = None) -> Path:
@@ -756,7 +765,7 @@ def save_network(net: torch.nn.Module, path: str | os.PathLike, provenance: dict
                 save_file(state, str(tmp), metadata=metadata)
             else:
                 tmp.write_text(json.dumps(config, indent=2) + "\n")
-            os.replace(tmp, target)
+            _publish(tmp, target)
         finally:
             if tmp.exists():
                 tmp.unlink()
@@ -918,7 +927,7 @@ def download_url(url: str, dest: str | os.PathLike, *, progress: bool = True, ti
             os.fsync(out.fileno())
         if total is not None and received != total:
             raise _unavailable(url, f"connection closed after {received} of {total} bytes", dest)
-        os.replace(tmp, dest)
+        _publish(tmp, dest)
     except (urllib.error.URLError, OSError) as exc:
         if isinstance(exc, ModelUnavailableError):
             raise

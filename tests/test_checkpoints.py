@@ -645,3 +645,13 @@ def test_corrupt_cached_download_says_how_to_refetch(cache, monkeypatch):
     (cache / "stylegan2-ffhq-256x256.pkl").write_bytes(b"<html>proxy error page</html>")
     with pytest.raises(ck.CheckpointError, match="cached download: delete it"):
         ck.load_generator("ffhq-256")
+
+
+def test_saved_files_get_ordinary_permissions(small_G, tmp_path):
+    umask = os.umask(0o022)
+    try:
+        out = ck.save_generator(small_G, tmp_path / "perm")
+        assert (out / "state.safetensors").stat().st_mode & 0o777 == 0o644
+        assert (out / "config.json").stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(umask)
