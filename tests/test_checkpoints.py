@@ -655,3 +655,13 @@ def test_saved_files_get_ordinary_permissions(small_G, tmp_path):
         assert (out / "config.json").stat().st_mode & 0o777 == 0o644
     finally:
         os.umask(umask)
+
+
+def test_bundled_demo_loads_when_present():
+    if not (ck.DEMO_DIR / ck.STATE_FILE).is_file():
+        pytest.skip("checkpoints/demo is not in this checkout yet")
+    G = ck.load_generator("demo")
+    assert isinstance(G, Generator) and not G.training
+    with torch.no_grad():
+        img = G(torch.zeros([1, G.z_dim]), None)
+    assert img.shape == (1, G.img_channels, G.img_resolution, G.img_resolution) and torch.isfinite(img).all()
