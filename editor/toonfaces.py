@@ -68,7 +68,7 @@ GLASSES_COLORS = ("none", "black", "tortoise", "gold", "red", "blue")
 BACKGROUNDS = ("blue", "teal", "green", "yellow", "pink", "lavender")
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 FRAMINGS = ("portrait", "photo")
-RENDER_VERSION = 2  # bump whenever pixels or parameters change for a given seed (caches key on it)
+RENDER_VERSION = 3  # bump whenever pixels or parameters change for a given seed (caches key on it)
 
 
 @dataclass(frozen=True)
@@ -880,7 +880,7 @@ class _Painter:
         g, p = self.g, self.p
         a = p.age
         old = a >= 0.5
-        strength = 0.7 + 0.3 * (a - 0.55) / 0.45 if old else 0.25 * a
+        strength = 0.8 + 0.2 * (a - 0.55) / 0.45 if old else 0.25 * a
         if strength <= 0.02:
             return
         col = self.skin * (0.55 if old else 0.62)
@@ -904,25 +904,27 @@ class _Painter:
             self.c.paint(self.head, (min(ax, bx) - 0.03, ay - 0.03, max(ax, bx) + 0.03, by + 0.03),
                          lambda u, v, ax=ax, ay=ay, bx=bx, by=by: _sd_segment(u, v, ax, ay, bx, by, 0.005), col,
                          alpha=strength * 0.7, edge=soft)
-        # forehead lines
-        top = g.hy - g.ry * 0.62
+        # forehead lines just above the brows (a low fringe still hides them)
+        brow_y = g.eye_l[1] - g.eye_h - 0.045
         for k in range(3):
-            y = top + 0.035 * k + 0.02
-            w = g.rx * (0.45 - 0.06 * k)
+            y = brow_y - 0.03 - 0.022 * k
+            w = g.rx * (0.42 - 0.05 * k)
             self.c.paint(self.head, (g.hx - w - 0.02, y - 0.03, g.hx + w + 0.02, y + 0.03),
                          lambda u, v, y=y, w=w: _sd_curve(u, v, g.hx + 0.02 * math.sin(g.yaw), y, w, 0.05, 0.011,
                                                           0.8), col, alpha=strength, edge=soft)
         # crow's feet and under-eye bags
         for (ex, ey), side in ((g.eye_l, -1.0), (g.eye_r, 1.0)):
-            ox = ex + side * (g.eye_w + 0.012)
+            ox = ex + side * (g.eye_w + 0.01)
             for k in (-1, 0, 1):
-                self.c.paint(self.head, (ox - 0.03, ey - 0.04, ox + 0.04, ey + 0.04),
-                             lambda u, v, ox=ox, k=k, ey=ey: _sd_segment(u, v, ox, ey + 0.006 * k, ox + side * 0.025,
-                                                                          ey + 0.016 * k, 0.006),
+                self.c.paint(self.head, (ox - 0.05, ey - 0.05, ox + 0.05, ey + 0.05),
+                             lambda u, v, ox=ox, k=k, ey=ey: _sd_segment(u, v, ox, ey + 0.007 * k, ox + side * 0.034,
+                                                                          ey + 0.02 * k, 0.0075),
                              col, alpha=strength * 0.9, edge=soft)
-            self.c.paint(self.head, (ex - 0.06, ey, ex + 0.06, ey + 0.06),
-                         lambda u, v, ex=ex, ey=ey: _sd_curve(u, v, ex, ey + g.eye_h + 0.012, g.eye_w * 0.7, -0.15,
-                                                              0.007, 0.8), col, alpha=strength * 0.8, edge=soft)
+            for k, y in enumerate((ey + g.eye_h + 0.012, ey + g.eye_h + 0.028)):
+                self.c.paint(self.head, (ex - 0.07, ey, ex + 0.07, ey + 0.08),
+                             lambda u, v, ex=ex, y=y, k=k: _sd_curve(u, v, ex, y, g.eye_w * (0.8 - 0.15 * k), -0.15,
+                                                                     0.008, 0.7), col, alpha=strength * 0.85,
+                             edge=soft)
 
     def _glasses(self):
         g, p = self.g, self.p
