@@ -191,6 +191,23 @@ class ToonParams:
     scene_seed: int  # clutter of the room
 
 
+def _cdf(probs) -> np.ndarray:
+    cdf = np.asarray(probs, np.float64).cumsum()
+    cdf /= cdf[-1]
+    return cdf
+
+
+def _choice(rng: np.random.Generator, cdf: np.ndarray) -> int:
+    """The same draw as ``rng.choice(len(cdf), p=...)`` (one uniform, inverse CDF), without its overhead."""
+    return int(np.searchsorted(cdf, rng.random(), side="right"))
+
+
+_CDF_NATURAL_HAIR = _cdf((0.3, 0.35, 0.22, 0.13))
+_CDF_LENGTH_BEARD = _cdf((0.35, 0.50, 0.12, 0.03))
+_CDF_LENGTH_NO_BEARD = _cdf((0.17, 0.20, 0.25, 0.38))
+_CDF_EYE = _cdf((0.4, 0.25, 0.2, 0.15))
+
+
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
@@ -215,12 +232,11 @@ def sample_params(seed: int) -> ToonParams:
     age = 0.55 + 0.45 * u() if old else 0.45 * u()
     p_grey = 0.02 + 0.9 * _sigmoid((age - 0.62) / 0.07)
     grey = u() < p_grey
-    natural = int(rng.choice(4, p=(0.3, 0.35, 0.22, 0.13)))
+    natural = _choice(rng, _CDF_NATURAL_HAIR)
     hair_color = 4 if grey else natural
 
     beard = int(u() < 0.35)
-    probs = (0.35, 0.50, 0.12, 0.03) if beard else (0.17, 0.20, 0.25, 0.38)
-    length_class = int(rng.choice(4, p=probs))
+    length_class = _choice(rng, _CDF_LENGTH_BEARD if beard else _CDF_LENGTH_NO_BEARD)
     lo, hi = ((0.0, 0.0), (0.15, 0.35), (0.4, 0.6), (0.65, 1.0))[length_class]
     hair_length = lo + (hi - lo) * u()
     hair_style = int(rng.integers(3))
@@ -241,7 +257,7 @@ def sample_params(seed: int) -> ToonParams:
     face_width = -1.0 + 2.0 * u()
     jaw = -1.0 + 2.0 * u()
     eye_size = -1.0 + 2.0 * u()
-    eye_color = int(rng.choice(4, p=(0.4, 0.25, 0.2, 0.15)))
+    eye_color = _choice(rng, _CDF_EYE)
     eye_spacing = -1.0 + 2.0 * u()
     nose_size = -1.0 + 2.0 * u()
     mouth_width = -1.0 + 2.0 * u()
@@ -400,6 +416,7 @@ class _Affine:
         inv = np.linalg.inv(full)[:2]
         self.inv_coeffs = tuple(float(x) for x in inv.reshape(-1))
         self.px_per_unit = float(math.sqrt(abs(np.linalg.det(self.m[:, :2]))))
+        self._rows = tuple(tuple(float(x) for x in row) for row in self.m)
 
     @staticmethod
     def similarity(scale: float, angle_deg: float, src_center, dst_center) -> "_Affine":
@@ -422,12 +439,15 @@ class _Affine:
         return pts @ self.m[:, :2].T + self.m[:, 2]
 
     def pixel_box(self, bbox, side):
-        u0, v0, u1, v1 = bbox
-        corners = self.apply(np.array([[u0, v0], [u1, v0], [u0, v1], [u1, v1]]))
-        x0 = max(int(math.floor(corners[:, 0].min())) - 1, 0)
-        y0 = max(int(math.floor(corners[:, 1].min())) - 1, 0)
-        x1 = min(int(math.ceil(corners[:, 0].max())) + 1, side)
-        y1 = min(int(math.ceil(corners[:, 1].max())) + 1, side)
+        """Canvas pixel range [x0, x1) x [y0, y1) covering the unit-space box (u0, v0, u1, v1), one pixel wider."""
+        u0, v0, u1, v1 = (float(b) for b in bbox)
+        (a, b, c), (d, e, f) = self._rows
+        xs = (a * u0 + b * v0 + c, a * u1 + b * v0 + c, a * u0 + b * v1 + c, a * u1 + b * v1 + c)
+        ys = (d * u0 + e * v0 + f, d * u1 + e * v0 + f, d * u0 + e * v1 + f, d * u1 + e * v1 + f)
+        x0 = max(math.floor(min(xs)) - 1, 0)
+        y0 = max(math.floor(min(ys)) - 1, 0)
+        x1 = min(math.ceil(max(xs)) + 1, side)
+        y1 = min(math.ceil(max(ys)) + 1, side)
         return x0, y0, x1, y1
 
 
