@@ -320,7 +320,7 @@ def load_attribute_model(path=None, device="cpu") -> AttributeNet:
     path = Path(DEFAULT_CHECKPOINT if path is None else path)
     if not path.is_file():
         raise FileNotFoundError(f"attribute model not found at {path}; train one with "
-                                "`python -m editor train-attributes --out {path}`")
+                                f"`python -m editor train-attributes --out {path}`")
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
     if meta.get("format") != "toon-attributes-v1":
@@ -346,9 +346,9 @@ def load_attribute_model(path=None, device="cpu") -> AttributeNet:
 class TrainConfig:
     """Training run settings."""
 
-    train_seeds: tuple[int, int] = (0, 60_000)  # [start, stop) seeds rendered for training
-    steps: int = 6000  # optimizer steps
-    batch_size: int = 128
+    train_seeds: tuple[int, int] = (0, 40_000)  # [start, stop) seeds rendered for training
+    steps: int = 5000  # optimizer steps
+    batch_size: int = 96
     lr: float = 3e-3  # peak AdamW learning rate (one-cycle: warm-up then cosine to 1 %)
     weight_decay: float = 1e-4
     warmup: int = 200  # warm-up steps

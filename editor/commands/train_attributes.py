@@ -13,15 +13,15 @@ from editor.commands._util import resolve_device
 NAME = "train-attributes"
 HELP = "Train the toon attribute + landmark CNN on renders (seeded, resumable, with progress) and evaluate it."
 EXAMPLES = """  nice -n 10 python -m editor train-attributes --out checkpoints/toon_attributes.safetensors
-  python -m editor train-attributes --steps 6000 --train-seeds 0-59999 --state runs/attr/state.pt --resume
+  python -m editor train-attributes --steps 8000 --train-seeds 0-59999 --state runs/attr/state.pt --resume
   python -m editor train-attributes --steps 50 --train-seeds 0-999 --eval-count 200 --out /tmp/tiny.safetensors"""
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--out", default="checkpoints/toon_attributes.safetensors", help="weights (safetensors)")
-    parser.add_argument("--train-seeds", default="0-59999", help="training seed range START-STOP (inclusive)")
-    parser.add_argument("--steps", type=int, default=6000, help="optimizer steps (default 6000)")
-    parser.add_argument("--batch", type=int, default=128, help="batch size (default 128)")
+    parser.add_argument("--train-seeds", default="0-39999", help="training seed range START-STOP (inclusive)")
+    parser.add_argument("--steps", type=int, default=5000, help="optimizer steps (default 5000)")
+    parser.add_argument("--batch", type=int, default=96, help="batch size (default 96)")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of init, batch order, augmentation")
     parser.add_argument("--state", default="runs/train_attributes/state.pt",
