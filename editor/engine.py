@@ -338,7 +338,8 @@ def _tree_map(fn: Callable, *trees: Any) -> Any:
 class EngineConfig:
     """Tuning knobs of the backend."""
 
-    preview_resolution: int = 256  # drag previews stop the synthesis at min(this, 256, full size / 2)
+    preview_resolution: int = 256  # drag previews stop the synthesis at min(this, 256, full size / 2); full
+    #                                size for generators of <= 128 px
     preview_budget_s: float | None = None  # if set: lower the preview size (not below 32 px) until one preview
     #                                        render takes at most this long on this machine (timed at start-up)
     frame_cache_bytes: int = 256 * 2**20  # byte bound of the rendered-frame LRU
@@ -399,9 +400,11 @@ class Engine:
         self._has_styles = (
             config.use_style_cache and "styles" in params and hasattr(G.synthesis, "compute_styles")
         )
-        # The preview is always a lower block of the same synthesis (so it is consistent with the full image):
-        # 256 px for FFHQ-1024 / 512, half size for smaller generators.
-        self.preview_resolution = min(int(config.preview_resolution), 256, max(self.resolution // 2, 4))
+        # The preview is a lower block of the same synthesis: 256 px for FFHQ-1024 / 512, 128 px for 256 px
+        # generators; generators of 128 px and less render in full (cheap, and a briefly trained small generator's
+        # last block adds much of the contrast, so its partial skip image looks washed out).
+        cap = min(int(config.preview_resolution), 256)
+        self.preview_resolution = min(cap, self.resolution if self.resolution <= 128 else self.resolution // 2)
         if not self._has_stop or self.preview_resolution not in _block_resolutions(self.resolution):
             self.preview_resolution = self.resolution
         self._model_lock = threading.Lock()
@@ -410,14 +413,14 @@ class Engine:
         self._deltas = ByteLRU(64 * 2**20)
         self._mapping = ByteLRU(32 * 2**20)
         self._base_styles = ByteLRU(64 * 2**20)
-        if config.preview_budget_s is not None and self.preview_resolution < self.resolution:
+        if config.preview_budget_s is not None and self._has_stop:
             self.preview_resolution = self._calibrate_preview(float(config.preview_budget_s))
 
     def _calibrate_preview(self, budget_s: float) -> int:
         """The largest block resolution <= the preview size whose render takes at most `budget_s` here (timed once
         after a warm-up call); the smallest candidate (>= 32 px) when none does."""
         candidates = [r for r in _block_resolutions(self.resolution) if 32 <= r <= self.preview_resolution][::-1]
-        if not candidates:
+        if len(candidates) < 2:
             return self.preview_resolution
         ws = torch.from_numpy(np.array(self.sample(0).ws))[None]  # [1, num_ws, w_dim]
         self._synthesize(ws, candidates[0])  # warm-up

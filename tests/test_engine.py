@@ -162,11 +162,12 @@ def test_progressive_preview_resolution(engine):
 def test_preview_budget_calibration():
     from editor.stylegan2 import build_generator
 
-    G = build_generator("toon-128")  # 128 px: preview candidates 64 and 32
+    G = build_generator("toon-128")  # 128 px: preview candidates 128 (full), 64 and 32
     bank = synthetic_bank(G.num_ws, G.w_dim)
-    assert Engine(G, bank, config=EngineConfig(preview_budget_s=60.0)).preview_resolution == 64
+    assert Engine(G, bank, config=EngineConfig(preview_budget_s=60.0)).preview_resolution == 128
     assert Engine(G, bank, config=EngineConfig(preview_budget_s=0.0)).preview_resolution == 32  # smallest allowed
-    assert Engine(G, bank).preview_resolution == 64  # no budget: half size, no timing
+    assert Engine(G, bank).preview_resolution == 128  # no budget: small generators preview in full
+    assert Engine(G, bank, config=EngineConfig(preview_resolution=64)).preview_resolution == 64
 
 
 def test_bad_slider_values(engine):
