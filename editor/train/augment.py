@@ -146,7 +146,7 @@ class AugmentPipe(torch.nn.Module):
             m = (eye - 2 * vv * f.view(n, 1, 1)) @ m
         if cfg.hue:
             theta = gate((torch.rand([n], device=dev) * 2 - 1) * math.pi * cfg.hue_max, 0.0)
-            m = _rotation_about(v[:3], theta) @ m
+            m = _rotation_about((1.0, 1.0, 1.0), theta) @ m
         if cfg.saturation:
             s = gate(torch.exp2(torch.randn([n], device=dev) * cfg.saturation_std), 1.0)
             m = (vv + (eye - vv) * s.view(n, 1, 1)) @ m
@@ -157,11 +157,11 @@ class AugmentPipe(torch.nn.Module):
         return out.reshape(n, nc, h, w)
 
 
-def _rotation_about(axis: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """Homogeneous 4x4 rotations [N, 4, 4] by angles theta [N] about a unit 3-vector axis (Rodrigues)."""
+def _rotation_about(axis: tuple[float, float, float], theta: torch.Tensor) -> torch.Tensor:
+    """Homogeneous 4x4 rotations [N, 4, 4] by angles theta [N] about a 3-vector axis (Rodrigues)."""
     n = theta.shape[0]
-    a = axis / axis.norm()
-    x, y, z = a.tolist()
+    norm = math.sqrt(sum(c * c for c in axis))
+    x, y, z = (c / norm for c in axis)
     k = torch.tensor([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]], device=theta.device)  # cross-product matrix
     kk = k @ k
     sin, cos = theta.sin().view(n, 1, 1), theta.cos().view(n, 1, 1)
