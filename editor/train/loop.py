@@ -147,6 +147,7 @@ class Trainer:
         self.opt_D = self._adam(self.D, cfg.d_lr, cfg.d_reg_interval if self.loss.r1_gamma > 0 else None)
         self.cur_nimg = 0  # images shown to D so far
         self.batch_idx = 0  # iterations done
+        self.seconds = 0.0  # training wall time over all sessions of this run (kept by run_training)
         torch.manual_seed(cfg.seed)  # the global RNG drives latents, noise, style mixing and augmentation
 
     def _adam(self, net: torch.nn.Module, lr: float, reg_interval: int | None) -> torch.optim.Adam:
@@ -228,7 +229,7 @@ class Trainer:
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
             "augment_p": self.augment_p, "ada": self.ada.state_dict() if self.ada is not None else None,
             "pl_mean": self.loss.pl_mean.detach().cpu().clone(),
-            "cur_nimg": self.cur_nimg, "batch_idx": self.batch_idx,
+            "cur_nimg": self.cur_nimg, "batch_idx": self.batch_idx, "seconds": float(self.seconds),
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
         }
@@ -250,6 +251,7 @@ class Trainer:
         self.loss.pl_mean.copy_(state["pl_mean"])
         self.cur_nimg = int(state["cur_nimg"])
         self.batch_idx = int(state["batch_idx"])
+        self.seconds = float(state.get("seconds", 0.0))
         torch.set_rng_state(state["rng_cpu"])
         if self.device.type == "cuda" and state.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
@@ -401,10 +403,14 @@ def run_training(cfg: TrainConfig | None, out: str | os.PathLike, opts: RunOptio
         _save_png(image_grid(_to_uint8(torch.cat(imgs)), cols), path)
         return path
 
+    seconds_before = trainer.seconds
+
     def snapshot() -> None:
+        trainer.seconds = seconds_before + (time.time() - start)
         trainer.save_state(state_path)
-        provenance = {"training": {"kimg": trainer.cur_nimg / 1000, "data": cfg.data,
-                                   "config": cfg.to_json()["network"], "device": device.type}}
+        provenance = {"training": {"kimg": trainer.cur_nimg / 1000, "seconds": round(trainer.seconds, 1),
+                                   "data": cfg.data, "batch": cfg.batch, "device": device.type,
+                                   "config": cfg.to_json()["network"]}}
         save_generator(trainer.G_ema, out / "G_ema", provenance=provenance)
         if opts.keep_snapshots:
             save_generator(trainer.G_ema, out / "snapshots" / f"G_ema-{trainer.cur_nimg // 1000:06d}",
@@ -494,6 +500,7 @@ def run_training(cfg: TrainConfig | None, out: str | os.PathLike, opts: RunOptio
         metrics = evaluate()
         emit({"event": "metric", "kimg": trainer.cur_nimg / 1000, **metrics})
     summary = {"event": "done", "reason": reason, "kimg": trainer.cur_nimg / 1000, "seconds": seconds,
+               "total_seconds": trainer.seconds,
                "it": trainer.batch_idx, "p": trainer.augment_p, "grid": str(grid_path),
                "G_ema": str(out / "G_ema"), **metrics}
     emit(summary)
