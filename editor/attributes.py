@@ -213,7 +213,8 @@ def prepare_images(images, size: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """Convert images to float [N, 3, size, size] in [-1, 1]. Accepts a numpy array or tensor: uint8 [N, H, W, 3],
     [N, 3, H, W], [H, W, 3]; or float [N, 3, H, W] / [3, H, W] in [-1, 1]. Returns the tensor and the input (H, W)."""
     if isinstance(images, np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(images))
+        arr = np.ascontiguousarray(images)
+        x = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
     elif isinstance(images, torch.Tensor):
         x = images.detach()
     else:
