@@ -18,7 +18,8 @@ API (stable; other components build on it)
     (value 0/1), ``'categorical'`` (value is an index into ``classes``; ``attributes[name + '_name']`` holds the
     class name) or ``'continuous'`` (float in ``[low, high]``).
 ``LANDMARK_NAMES``: ``('left_eye', 'right_eye', 'nose', 'mouth_left', 'mouth_right')``. "Left" means the image's
-    left (smaller x), the order MTCNN uses.
+    left (smaller x), the order MTCNN uses. Eye landmarks are eye centres (what FFHQ alignment averages), not pupils.
+``RENDER_VERSION``: bumped whenever a seed's pixels or parameters change (caches of renders key on it).
 
 Conventions
 -----------
