@@ -641,20 +641,22 @@ class Discriminator(nn.Module):
         return self.b4(x, img, cmap)
 
 
+def _seeded(build, seed: int | None):
+    """Run a constructor with the global torch RNG seeded (and restored afterwards) when seed is given."""
+    if seed is None:
+        return build()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
 def build_generator(config: str | NetworkConfig, seed: int | None = 0) -> Generator:
     """A random-weight generator of a named configuration (for tests, benchmarks and demos without weights)."""
     cfg = CONFIGS[config] if isinstance(config, str) else config
-    if seed is not None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return Generator(**cfg.generator_kwargs())
-    return Generator(**cfg.generator_kwargs())
+    return _seeded(lambda: Generator(**cfg.generator_kwargs()), seed)
 
 
 def build_discriminator(config: str | NetworkConfig, seed: int | None = 0) -> Discriminator:
+    """A random-weight discriminator of a named configuration."""
     cfg = CONFIGS[config] if isinstance(config, str) else config
-    if seed is not None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return Discriminator(**cfg.discriminator_kwargs())
-    return Discriminator(**cfg.discriminator_kwargs())
+    return _seeded(lambda: Discriminator(**cfg.discriminator_kwargs()), seed)
