@@ -15,8 +15,8 @@ Two schedules are built in (``ProjectionConfig`` fields say what each knob does)
     the shift-tolerant LPIPS VGG of ``stlpips-pytorch`` (the reference's own VGG16 weights cannot be downloaded here).
 ``DEFAULT``
     Built to reach the baseline's 1000-step quality in at most 100 steps (measurements in docs/photos.md): it starts
-    from the best of a few hundred mapped samples (scored on cheap low-resolution previews from the skip
-    architecture), uses a pixel loss next to the perceptual one, no warm-up, less latent noise, and works "W, then
+    from the best of 128 mapped samples (scored on 16 px previews from the skip architecture, about 1.5 steps' worth
+    of compute at 1024 px), uses a pixel loss next to the perceptual one, no warm-up, less latent noise, and works "W, then
     W+": one w for the first 40 % of steps, then one w per layer (``space='w'`` keeps a single w throughout: easier
     to edit, less faithful). Noise maps are left at the generator's constants, so
     the editor (which renders with ``noise_mode='const'``) shows exactly the reconstruction.
@@ -112,7 +112,7 @@ BASELINE = ProjectionConfig(steps=1000, space="w", lr=0.1, lr_rampup=0.05, lr_ra
                             init_candidates=0, latent_noise=0.05, latent_noise_ramp=0.75, optimize_noise=True,
                             noise_reg=1e5, perceptual="vgg", perceptual_size=256, pixel_weight=0.0)
 DEFAULT = ProjectionConfig(steps=100, space="w+", w_fraction=0.4, lr=0.1, lr_rampup=0.0, lr_rampdown=0.3,
-                           init_candidates=256, init_resolution=32, latent_noise=0.02, latent_noise_ramp=0.5,
+                           init_candidates=128, init_resolution=16, latent_noise=0.02, latent_noise_ramp=0.5,
                            optimize_noise=False, perceptual="vgg",
                            perceptual_size=256, pixel_weight=1.0, early_stop_patience=25)
 PRESETS = {"default": DEFAULT, "baseline": BASELINE}
