@@ -218,3 +218,24 @@ def test_fused_discriminator_pass_equals_two_passes():
     torch.manual_seed(5)
     f2, r2 = tr.loss.run_D_pair(fake, real)
     assert torch.allclose(f1, f2, atol=1e-5) and torch.allclose(r1, r2, atol=1e-5)
+
+
+def test_cli_train_resume_and_metrics(tmp_path, capsys):
+    from editor.commands import main
+
+    out = tmp_path / "run"
+    args = ["train", "--data", "toon", "--config", "small", "--batch", "4", "--out", str(out), "--metric", "none",
+            "--grid", "2x2", "--workers", "0", "--threads", "1", "--no-progress"]
+    assert main(args + ["--kimg", "0.004"]) == 0
+    assert (out / "G_ema" / "config.json").is_file() and (out / "samples" / "reals.png").is_file()
+    assert main(args + ["--kimg", "0.008"]) == 1  # the run exists: must be resumed, not overwritten
+    assert "already holds a training run" in capsys.readouterr().err
+    assert main(["train", "--out", str(out), "--resume", "--kimg", "0.008", "--batch", "8", "--metric", "none",
+                 "--workers", "0", "--threads", "1", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "ignoring --batch" in captured.err and "kimg 0.008" in captured.out
+    assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 1
+    assert "existing folder" in capsys.readouterr().err
+    assert main(["metrics", "--model", str(out / "G_ema"), "--metrics", "fd,kid", "--features", "pixels",
+                 "--num", "8", "--device", "cpu"]) == 0
+    assert "fd" in capsys.readouterr().out
