@@ -107,20 +107,23 @@ class FolderSource:
 class ToonSource:
     """The demo world rendered on demand: image n is toon seed (seed_offset + n) mod TOON_SEED_LIMIT, portrait framing."""
 
-    def __init__(self, resolution: int, seed_offset: int = 0, framing: str = "portrait", workers: int = 1):
+    def __init__(self, resolution: int, seed_offset: int = 0, framing: str = "portrait", workers: int = 1,
+                 supersample: int | None = None):
         if not 8 <= resolution <= 2048:
             raise ValueError(f"toon resolution must be in [8, 2048], got {resolution}")
         self.resolution = resolution
         self.seed_offset = seed_offset
         self.framing = framing
         self.workers = workers  # processes for large requests (inside DataLoader workers batches render serially)
+        self.supersample = supersample  # renderer's canvas oversampling (None: its default; 1 is fastest)
 
     def images(self, start: int, count: int) -> np.ndarray:
         from editor.toonfaces import render_batch
 
         seeds = [(self.seed_offset + n) % TOON_SEED_LIMIT for n in range(start, start + count)]
         workers = self.workers if count >= 256 and _in_main_process() else 1
-        images, _, _ = render_batch(seeds, size=self.resolution, framing=self.framing, workers=workers)
+        images, _, _ = render_batch(seeds, size=self.resolution, framing=self.framing, workers=workers,
+                                    supersample=self.supersample)
         return images
 
 
