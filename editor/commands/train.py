@@ -170,7 +170,10 @@ def run(args) -> int:
         elif event in ("metric", "snapshot", "done"):
             fields = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                for k, v in info.items() if k != "event")
-            (bar.write if bar is not None else print)(f"[{event}] {fields}")
+            if bar is not None:
+                bar.write(f"[{event}] {fields}")
+            else:
+                print(f"[{event}] {fields}", flush=True)
 
     try:
         run_training(cfg, args.out, opts, device=device, resume=args.resume, progress=progress,
