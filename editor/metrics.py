@@ -131,7 +131,8 @@ class InceptionFeatures:
             raise FileNotFoundError(
                 "InceptionV3 weights not found: put torchvision's inception_v3_google-0cc3c7bd.pth in "
                 f"{Path(torch.hub.get_dir()) / 'checkpoints'} or pass its path (they are not downloaded)")
-        net = inception_v3(weights=None, aux_logits=True, init_weights=False)
+        # transform_input=True as torchvision uses for these weights (they expect [-1, 1]-scaled channels inside)
+        net = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True)
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
         net.fc = torch.nn.Identity()
         self.net = net.eval().to(device)
