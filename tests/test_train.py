@@ -144,14 +144,11 @@ def test_folder_source_epochs_cover_every_image(tmp_path):
     src = FolderSource(loaded, seed=3)
     epoch = src.images(0, 5)
     assert sorted(x.tobytes() for x in epoch) == sorted(x.tobytes() for x in loaded)
+    (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images"):
-        load_image_folder(tmp_path / "..", 16) if False else load_image_folder(_empty(tmp_path), 16)
-
-
-def _empty(tmp_path):
-    d = tmp_path / "empty"
-    d.mkdir()
-    return d
+        load_image_folder(tmp_path / "empty", 16)
+    with pytest.raises(FileNotFoundError):
+        load_image_folder(tmp_path / "missing", 16)
 
 
 def _states_equal(a: dict, b: dict) -> None:
