@@ -200,6 +200,10 @@ def test_bad_configs_are_rejected():
         from editor.train import network_config_for
 
         network_config_for(64, "nope")
+    with pytest.raises(ValueError, match="sample_kimg"):
+        RunOptions(sample_kimg=0)
+    with pytest.raises(ValueError, match="minutes"):
+        RunOptions(minutes=-1)
     tr = Trainer(tiny_cfg())
     with pytest.raises(ValueError, match="reals must be"):
         tr.step(torch.zeros(4, 3, 8, 8, dtype=torch.uint8))

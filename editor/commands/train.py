@@ -69,7 +69,7 @@ def add_arguments(parser) -> None:
     g.add_argument("--snap-minutes", type=float, default=10.0, help="snapshot at least this often (default 10)")
     g.add_argument("--snap-kimg", type=float, default=None, help="also snapshot every this many kimg")
     g.add_argument("--keep-snapshots", action="store_true", help="keep a G_ema copy per snapshot under snapshots/")
-    g.add_argument("--sample-kimg", type=float, default=50.0, help="sample grid every this many kimg (default 50)")
+    g.add_argument("--sample-kimg", type=float, default=50.0, help="sample grid every this many kimg (default 50; 0 = only at the end)")
     g.add_argument("--grid", default="8x8", help="sample grid rows x columns (default 8x8)")
     g.add_argument("--metric", choices=("fd", "none"), default="fd",
                    help="FD + KID against reals at the end (attribute-model features when available, else pixels)")
@@ -135,9 +135,9 @@ def run(args) -> int:
     else:
         cfg = _build_config(args)
     opts = RunOptions(kimg=args.kimg, minutes=args.minutes, snapshot_minutes=args.snap_minutes,
-                      snapshot_kimg=args.snap_kimg, keep_snapshots=args.keep_snapshots,
-                      sample_kimg=args.sample_kimg, grid=_parse_grid(args.grid),
-                      metric=None if args.metric == "none" else args.metric, metric_kimg=args.metric_kimg,
+                      snapshot_kimg=args.snap_kimg or None, keep_snapshots=args.keep_snapshots,
+                      sample_kimg=args.sample_kimg or None, grid=_parse_grid(args.grid),
+                      metric=None if args.metric == "none" else args.metric, metric_kimg=args.metric_kimg or None,
                       metric_samples=args.metric_samples, workers=workers)
     if opts.kimg is None and opts.minutes is None:
         print("note: no --kimg or --minutes given: training runs until interrupted (Ctrl-C writes a snapshot)",

@@ -294,6 +294,22 @@ class RunOptions:
     workers: int = 1  # data worker processes (0: prepare batches in the training thread)
     report_seconds: float = 2.0  # how often progress is reported
 
+    def __post_init__(self):
+        for name in ("kimg", "minutes", "snapshot_kimg", "sample_kimg", "metric_kimg"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0 (or None), got {value}")
+        for name in ("snapshot_kimg", "sample_kimg", "metric_kimg"):
+            value = getattr(self, name)
+            if value is not None and value < 0.001:
+                raise ValueError(f"{name} must be at least 0.001 (one image), got {value}")
+        if self.snapshot_minutes <= 0 or self.report_seconds <= 0:
+            raise ValueError("snapshot_minutes and report_seconds must be > 0")
+        if self.metric not in (None, "fd"):
+            raise ValueError(f"metric must be 'fd' or None, got {self.metric!r}")
+        if self.metric_samples < 2 or self.workers < 0 or min(self.grid) < 1:
+            raise ValueError("metric_samples must be >= 2, workers >= 0 and the grid at least 1x1")
+
 
 def image_grid(images: np.ndarray, cols: int) -> np.ndarray:
     """uint8 [N, H, W, 3] -> one uint8 image [rows*H, cols*W, 3] (row-major, blank cells black)."""
