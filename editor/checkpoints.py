@@ -20,6 +20,7 @@ strict name/shape checking, so a file either loads completely or raises; a half-
 
 from __future__ import annotations
 
+import ast
 import collections
 import copy
 import hashlib
@@ -308,8 +309,55 @@ def _reconstruct_persistent_obj(meta: Any) -> PersistentObject:
     class_name, module_src, state = meta.get("class_name"), meta.get("module_src"), meta.get("state")
     if not isinstance(class_name, str) or not isinstance(module_src, str) or not isinstance(state, dict):
         raise UnsafePickleError("persistent object meta lacks class_name / module_src / state")
+    _audit_module_source(module_src, class_name)
     version = meta.get("version")
     return PersistentObject(class_name, module_src, version if isinstance(version, int) else -1, state)
+
+
+def _is_dotted_name(node: ast.AST) -> bool:
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name)
+
+
+def _audit_module_source(src: str, class_name: str) -> None:
+    """Refuse a pickle whose embedded module source would run code when imported.
+
+    The source is never executed here; it is parsed (ast, no evaluation) only to detect tampering. A genuine
+    network module only imports, defines functions and classes (decorated by plain names such as
+    `@persistence.persistent_class`) and assigns constants; anything else at module or class level (a call such as
+    `os.system(...)`, a `raise`, a loop, a decorator that is a call) is code that the reference loader would run.
+    """
+    if os.environ.get("STYLEGAN2_EDITOR_ALLOW_ANY_PICKLE_SOURCE") == "1":
+        return  # the source is never run either way; this only skips the tamper check
+    try:
+        tree = ast.parse(src)
+    except (SyntaxError, ValueError) as exc:
+        raise UnsafePickleError(f"embedded module source of {class_name!r} is not valid Python ({exc}); refusing") \
+            from None
+
+    def check_body(body: list[ast.stmt], where: str) -> None:
+        for i, node in enumerate(body):
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and i == 0:
+                continue  # docstring
+            if isinstance(node, (ast.Import, ast.ImportFrom, ast.Pass)):
+                continue
+            if isinstance(node, (ast.Assign, ast.AnnAssign)) and (
+                    node.value is None or isinstance(node.value, (ast.Constant, ast.Name, ast.Attribute))):
+                continue
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                bad = [d for d in node.decorator_list if not _is_dotted_name(d)]
+                if not bad:
+                    if isinstance(node, ast.ClassDef):
+                        check_body(node.body, f"class {node.name}")
+                    continue
+            snippet = (ast.get_source_segment(src, node) or type(node).__name__).splitlines()[0][:80]
+            raise UnsafePickleError(
+                f"embedded module source of {class_name!r} runs code when imported ({where}, line {node.lineno}: "
+                f"{snippet!r}); a genuine network pickle only defines classes and functions, so this file is refused "
+                f"(the source is never executed; set STYLEGAN2_EDITOR_ALLOW_ANY_PICKLE_SOURCE=1 to skip this check)")
+
+    check_body(tree.body, "module level")
 
 
 def _int_tuple(x: Any) -> bool:

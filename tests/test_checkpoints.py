@@ -232,10 +232,30 @@ def test_pickle_source_that_would_run_code_is_never_executed(tmp_path, small_G):
     evil_src = (f"import os\nos.system('touch {marker}')\nopen({str(marker)!r}, 'w').write('x')\n"
                 "raise RuntimeError('module source was executed')\n")
     path = rp.write_reference_pickle(tmp_path / "evil-src.pkl", {"G_ema": small_G}, module_src=evil_src)
-    G = ck.load_generator(path)  # the embedded source is text to the loader: the weights load, nothing runs
-    _same_state(G, small_G)
-    assert ck.read_reference_pickle(path)["G_ema"].module_src == evil_src
+    # The source is only parsed (never run): code that would execute on import marks the file as tampered.
+    with pytest.raises(ck.UnsafePickleError, match="runs code when imported.*os.system"):
+        ck.load_generator(path)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("src", [
+    "raise RuntimeError('boom')\n",
+    "import os\n@os.system('x')\ndef f():\n    pass\n",
+    "class Generator:\n    __import__('os').system('x')\n",
+    "def broken(:\n",
+])
+def test_pickle_sources_with_import_time_code_are_refused(tmp_path, small_G, src):
+    path = rp.write_reference_pickle(tmp_path / "bad-src.pkl", {"G_ema": small_G}, module_src=src)
+    with pytest.raises(ck.UnsafePickleError, match="module source"):
+        ck.load_generator(path)
+
+
+def test_pickle_source_of_plain_definitions_is_accepted(tmp_path, small_G):
+    src = ('"""networks"""\nimport numpy as np\nfrom torch_utils import persistence\nSCALE = 2\n\n'
+           '@persistence.persistent_class\nclass Generator:\n    """doc"""\n    x = 1\n'
+           '    def forward(self):\n        return np.zeros(3)\n')
+    path = rp.write_reference_pickle(tmp_path / "ok-src.pkl", {"G_ema": small_G}, module_src=src)
+    _same_state(ck.load_generator(path), small_G)
 
 
 @pytest.mark.parametrize("func,args", [
