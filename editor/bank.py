@@ -34,6 +34,8 @@ FORMAT_VERSION = 1
 LINEAR_METHODS = ("meandiff", "logreg", "svm", "pca", "sefa", "lda")  # an edit adds alpha*sigma*n (lda: custom sliders)
 GAUSSIAN_METHODS = ("mahalanobis", "shrink")  # an edit is a walk that depends on the latent
 METHODS = LINEAR_METHODS + GAUSSIAN_METHODS
+# The editor's preference among an attribute's linear directions (first = its default; see to_engine_bank).
+ENGINE_METHOD_ORDER = ("svm", "logreg", "lda", "meandiff", "pca", "sefa")
 
 
 @dataclass(frozen=True)
@@ -427,12 +429,16 @@ def to_engine_bank(bank: Bank, description: str = ""):
     """The editor backend's `editor.engine.EditBank` view of this bank: its linear W / W+ directions.
 
     (The engine edits W / W+ codes by adding alpha*sigma*n; z directions and the latent-dependent Gaussian walks are
-    left out.)
+    left out.) Each attribute's directions are ordered by `ENGINE_METHOD_ORDER`, so the editor's default ('auto':
+    the attribute's first direction) is the SVM normal, not the more entangled mean difference.
     """
     from editor.engine import Direction, EditBank
 
+    attr_order = {a: i for i, a in enumerate(bank.attributes)}
+    rank = {m: i for i, m in enumerate(ENGINE_METHOD_ORDER)}
+    ordered = sorted(bank.entries, key=lambda e: (attr_order[e.attribute], rank.get(e.method, len(rank))))
     dirs = []
-    for e in bank.entries:
+    for e in ordered:
         if e.space.kind == "z" or e.method in GAUSSIAN_METHODS:
             continue
         layers = (e.space.start, e.space.stop) if e.space.kind == "w+" else None

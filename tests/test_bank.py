@@ -140,3 +140,15 @@ def test_engine_view_keeps_linear_w_directions():
     eb.check_fits(INFO.num_ws, INFO.w_dim)
     smile = next(d for d in eb.directions if d.attribute == "smile")
     assert np.allclose(smile.unit(4, 5)[0], bank.find("smile", "logreg").vector[0])
+
+
+def test_engine_view_prefers_the_svm_for_each_attribute():
+    """The editor's default ('auto' = an attribute's first direction) is the SVM normal, whatever the bank order."""
+    from editor.bank import to_engine_bank
+
+    rng = np.random.default_rng(5)
+    entries = tuple(BankEntry("smile", m, D.Space("w"), D.unit(rng.normal(size=5)), sigma=1.0)
+                    for m in ("meandiff", "logreg", "svm", "pca"))
+    eb = to_engine_bank(Bank(generator=INFO, entries=entries))
+    assert [d.method for d in eb.directions] == ["svm", "logreg", "meandiff", "pca"]
+    assert eb.find("smile", None, "w").method == "svm"

@@ -27,7 +27,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--psi", type=float, default=1.0, help="truncation psi (default 1)")
     parser.add_argument("--lock", action="append", default=[],
                         help="conditional run TARGET:LOCKED[,LOCKED...] (repeatable); 'toon' = the toon world's "
-                             "correlated pairs")
+                             "correlated pairs whose target is among --attributes")
     parser.add_argument("--lock-method", default="svm", help="method/space of the conditional runs (default svm)")
     parser.add_argument("--discriminator", default=None, help="discriminator source for the realism score")
     parser.add_argument("--out", required=True, help="report folder")
@@ -88,6 +88,8 @@ def run(args) -> int:
         if pairs is None:
             raise ValueError(f"--lock takes TARGET:LOCKED[,LOCKED] or 'toon', got {spec!r}")
         for target, locked in pairs:
+            if spec == "toon" and target not in attrs:
+                continue  # 'toon' locks only the attributes being evaluated
             try:
                 e = bank.find(target, args.lock_method, "w")
                 lk = [bank.find(x.strip(), args.lock_method, "w") for x in locked.split(",")]
