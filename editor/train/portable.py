@@ -62,7 +62,7 @@ def import_state(src: Path, run: Path) -> Path:
     trainer.cur_nimg = int(meta["cur_nimg"])
     trainer.batch_idx = int(meta["batch_idx"])
     if trainer.augment is not None:
-        trainer.augment.p.fill_(float(meta["augment_p"]))
+        trainer.augment.p = float(meta["augment_p"])
     run.mkdir(parents=True, exist_ok=True)
     (run / CONFIG_FILE).write_text(json.dumps(cfg.to_json(), indent=2) + "\n")
     trainer.save_state(run / STATE_FILE)
