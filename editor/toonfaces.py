@@ -69,7 +69,7 @@ GLASSES_COLORS = ("none", "black", "tortoise", "gold", "red", "blue")
 BACKGROUNDS = ("blue", "teal", "green", "yellow", "pink", "lavender")
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 FRAMINGS = ("portrait", "photo")
-RENDER_VERSION = 3  # bump whenever pixels or parameters change for a given seed (caches key on it)
+RENDER_VERSION = 4  # bump whenever pixels or parameters change for a given seed (caches key on it)
 
 
 @dataclass(frozen=True)
@@ -901,7 +901,7 @@ class _Painter:
         g, p = self.g, self.p
         a = p.age
         old = a >= 0.5
-        strength = 0.8 + 0.2 * (a - 0.55) / 0.45 if old else 0.25 * a
+        strength = 0.92 + 0.08 * (a - 0.55) / 0.45 if old else 0.25 * a
         if strength <= 0.02:
             return
         col = self.skin * (0.55 if old else 0.62)
