@@ -61,6 +61,7 @@ def schedules(args):
         "w-pixel": replace(DEFAULT, steps=n, space="w", perceptual="none", early_stop_patience=0),
         "w-disc": replace(DEFAULT, steps=n, space="w", perceptual="disc", early_stop_patience=0),
         "w-nosearch": replace(DEFAULT, steps=n, space="w", init_candidates=0, early_stop_patience=0),
+        "default-search256": replace(DEFAULT, steps=n, init_candidates=256, init_resolution=32, early_stop_patience=0),
     }
     return {name: table[name] for name in args.schedules.split(",")}
 
