@@ -590,6 +590,9 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, output_size: int = 1024
             f"the face is too small: its crop is {qsize:.0f} px wide, at least {min_face:.0f} px is needed for a "
             f"{output_size} px result. Use a larger or closer photo of the face.")
     h0, w0 = image.shape[:2]
+    if not (0 <= centre[0] <= w0 and 0 <= centre[1] <= h0) or qsize > 4 * max(h0, w0):
+        raise AlignError(f"the landmarks do not describe a face inside this {w0}x{h0} image (crop centre "
+                         f"({centre[0]:.0f}, {centre[1]:.0f}), side {qsize:.0f} px)")
     quad = quad_photo.copy()
     img = Image.fromarray(image)
 

@@ -303,6 +303,8 @@ def _prepare_target(image, resolution: int, device) -> torch.Tensor:
         raise ValueError(f"image must be a uint8 numpy array or a float tensor, got {type(image).__name__}")
     if x.shape[2] != x.shape[3]:
         raise ValueError(f"image must be square (align it first), got {x.shape[3]}x{x.shape[2]}")
+    if not torch.isfinite(x).all():
+        raise ValueError("image contains NaN or infinite values")
     if x.shape[-1] != resolution:
         x = F.interpolate(x, size=(resolution, resolution), mode="bicubic", align_corners=False,
                           antialias=x.shape[-1] > resolution).clamp(-1, 1)

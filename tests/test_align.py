@@ -101,6 +101,14 @@ def test_face_off_the_edge_is_reflect_padded():
     assert out.image[:, :8].mean() > 20
 
 
+def test_landmarks_outside_the_image_are_refused():
+    r = tf.render(0, 128, "portrait")
+    with pytest.raises(AlignError, match="inside this"):
+        align_face(r.image, r.landmarks + 1000.0, 64)
+    with pytest.raises(AlignError, match="inside this"):
+        align_face(r.image, (r.landmarks - 64.0) * 50 + 64.0, 64)  # a "face" 50x larger than the photo
+
+
 def test_tiny_face_is_refused():
     r = tf.render(0, 512, "photo")
     small = np.asarray(Image.fromarray(r.image).resize((48, 48), Image.Resampling.BOX))

@@ -128,6 +128,8 @@ def test_target_resizing_and_bad_targets(G, stats):
         project(G, u8[:, :20], steps=1, config=FAST, w_stats=stats)
     with pytest.raises(ValueError, match="uint8"):
         project(G, u8.astype(np.float32), steps=1, config=FAST, w_stats=stats)
+    with pytest.raises(ValueError, match="NaN"):
+        project(G, torch.full((1, 3, 32, 32), float("nan")), steps=1, config=FAST, w_stats=stats)
     with pytest.raises(ValueError, match="space"):
         project(G, u8, steps=1, space="z", config=FAST, w_stats=stats)
 
