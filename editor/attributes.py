@@ -281,7 +281,8 @@ def attribute_loss(model: AttributeNet, out: torch.Tensor, targets: dict) -> tup
         raw, tgt = parts[spec.name], targets[spec.name]
         if spec.kind == "binary":
             soft = tgt * valid + 0.5 * (1.0 - valid)
-            bce.append(F.binary_cross_entropy_with_logits(raw[:, 0], soft))
+            w = targets.get("weight_" + spec.name)
+            bce.append(F.binary_cross_entropy_with_logits(raw[:, 0], soft, weight=w))
         elif spec.kind == "categorical":
             q = F.one_hot(tgt, raw.shape[1]).float() * valid[:, None] + (1.0 - valid[:, None]) / raw.shape[1]
             ce.append(-(q * F.log_softmax(raw, dim=1)).sum(1).mean())
@@ -357,6 +358,8 @@ class TrainConfig:
     augment: bool = True  # photometric jitter, blur, noise (labels and landmarks unchanged)
     geometric: float = 0.5  # share of each batch zoomed/shifted/rotated (landmarks follow), so the landmark head
     #                         localises features in off-centre crops (the photo aligner searches with it)
+    confound_weight: float = 1.0  # loss weight of samples whose `old` label disagrees with `grey_hair` (its strong
+    #                               correlate), so the model learns the wrinkles rather than the hair colour
     outliers: float = 0.06  # share of each batch replaced by non-faces (noise, colour fields, shuffled tiles)
     #                         trained toward p = 0.5 / uniform classes, so the model is unsure off its world
     net: AttributeNetConfig = AttributeNetConfig()
@@ -546,6 +549,9 @@ def train_attribute_model(cfg: TrainConfig, data: RenderedSet, state_path=None, 
             x = _augment(x, gen)
         if cfg.outliers > 0:
             x, t["valid"] = _outliers(x, cfg.outliers, gen)
+        if cfg.confound_weight != 1.0:
+            disagree = (t["old"] != t["grey_hair"]).float()
+            t["weight_old"] = 1.0 + (cfg.confound_weight - 1.0) * disagree
         x = x.to(device)
         t = {k: v.to(device) for k, v in t.items()}
         for group in opt.param_groups:

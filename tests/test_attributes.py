@@ -213,3 +213,14 @@ def test_outliers_and_their_loss():
     loss, parts = A.attribute_loss(net, out, t)
     assert parts["continuous"] == 0 and parts["landmarks"] == 0
     assert parts["binary"] == pytest.approx(math.log(2), abs=1e-5)
+
+
+def test_per_sample_weights_of_a_binary_head():
+    torch.manual_seed(0)
+    net = A.AttributeNet(TINY)
+    data = A.RenderedSet.render(range(4), 32)
+    _, t = data.batch(np.arange(4))
+    out = torch.randn(4, net.n_out)
+    base = A.attribute_loss(net, out, t)[1]["binary"]
+    t["weight_old"] = torch.zeros(4)
+    assert A.attribute_loss(net, out, t)[1]["binary"] < base

@@ -24,6 +24,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch", type=int, default=96, help="batch size (default 96)")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of init, batch order, augmentation")
+    parser.add_argument("--confound-weight", type=float, default=4.0,
+                        help="loss weight of samples whose 'old' label disagrees with 'grey_hair' (default 4)")
     parser.add_argument("--state", default="runs/train_attributes/state.pt",
                         help="training state for --resume (model, optimizer, step)")
     parser.add_argument("--resume", action="store_true", help="continue from --state if it exists")
@@ -67,7 +69,8 @@ def run(args) -> int:
         return 0
     start, stop = _parse_seed_range(args.train_seeds)
     cfg = TrainConfig(train_seeds=(start, stop), steps=args.steps, batch_size=args.batch, lr=args.lr,
-                      seed=args.seed, warmup=min(200, max(1, args.steps // 10)), net=AttributeNetConfig())
+                      seed=args.seed, warmup=min(200, max(1, args.steps // 10)), net=AttributeNetConfig(),
+                      confound_weight=args.confound_weight)
     size = cfg.net.input_size
     cache = Path(args.cache) if args.cache else None
     t0 = time.time()
@@ -101,6 +104,7 @@ def run(args) -> int:
             "train_seconds": round(summary["seconds"], 1), "render_seconds": round(render_s, 1),
             "params": sum(p.numel() for p in model.parameters()), "seed": cfg.seed, "lr": cfg.lr,
             "threads": args.threads, "geometric": cfg.geometric, "augment": cfg.augment,
+            "confound_weight": cfg.confound_weight, "outliers": cfg.outliers,
             "final_losses": {k: round(v, 4) for k, v in summary["losses"].items()}}
     save_attribute_model(model, args.out, metadata=info)
     _evaluate_and_report(model, info, args)
