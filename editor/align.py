@@ -425,7 +425,11 @@ def _read_model_card(source) -> dict:
 
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
-            return json.loads(meta.get("config", "{}"))
+            if "config" in meta:
+                return json.loads(meta["config"])
+            if (path.parent / "config.json").is_file():  # a native checkpoint's state file next to its card
+                return json.loads((path.parent / "config.json").read_text())
+            return {}
     except (OSError, ValueError):
         return {}
     return {}
@@ -433,7 +437,7 @@ def _read_model_card(source) -> dict:
 
 def landmarker_name_for(source=None, G=None, name: str | None = None) -> str:
     """Which face finder suits a generator: an explicit ``name`` ('mtcnn' | 'toon'); else the model card's
-    ``landmarker`` field (or a ``dataset``/``training_data`` naming toonfaces); else 'toon' for the ``demo`` source
+    ``landmarker`` field (or a ``dataset``/``training_data``/``training.data`` naming toonfaces); else 'toon' for the ``demo`` source
     and ``random:toon-*`` generators; else 'mtcnn' (real photos, FFHQ-family)."""
     if name is not None:
         if name not in LANDMARKERS:
@@ -450,7 +454,8 @@ def landmarker_name_for(source=None, G=None, name: str | None = None) -> str:
             pass
     if card.get("landmarker") in LANDMARKERS:
         return card["landmarker"]
-    data = str(card.get("dataset", "")) + str(card.get("training_data", ""))
+    training = card.get("training") if isinstance(card.get("training"), dict) else {}
+    data = str(card.get("dataset", "")) + str(card.get("training_data", "")) + str(training.get("data", ""))
     if "toon" in data.lower():
         return "toon"
     text = os.fspath(source) if source is not None else ""

@@ -256,6 +256,8 @@ def test_landmarker_from_model_card(tmp_path):
     d.mkdir()
     (d / "config.json").write_text('{"init_kwargs": {}, "landmarker": "toon"}')
     assert landmarker_name_for(d) == "toon"
+    (d / "config.json").write_text('{"init_kwargs": {}, "training": {"data": "toon"}}')  # the demo card's form
+    assert landmarker_name_for(d) == "toon"
 
 
 # --------------------------------------------------------------------------------------- real detectors (optional)
