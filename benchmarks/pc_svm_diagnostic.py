@@ -1,6 +1,6 @@
 """Diagnostic: is the W SVM's weak, low-variance direction needed? Refit the SVM on W's top-k principal components.
 
-    nice -n 5 python -m benchmarks.pc_svm_diagnostic --k 16
+    nice -n 5 python -m benchmarks.pc_svm_diagnostic --k 16 --judge toon:ATTRIBUTE_CHECKPOINT
 
 Reads the bank's sample cache (samples/demo-5000, built by `build-bank`), fits the InterFaceGAN-style SVM on the
 samples' w projected onto the top-k principal components of W, maps the normal back to W, and evaluates it with
@@ -26,6 +26,7 @@ def main() -> None:
     p.add_argument("--attributes", default="smiling,old,eyeglasses,beard,lipstick,long_hair")
     p.add_argument("--k", type=int, default=16, help="principal components of W kept")
     p.add_argument("--n-seeds", type=int, default=12)
+    p.add_argument("--judge", default="toon", help="judge labeller (use the one the results were judged with)")
     args = p.parse_args()
 
     from editor import directions as D
@@ -43,7 +44,7 @@ def main() -> None:
     mu = w.mean(axis=0)
     basis = np.linalg.svd(w - mu, full_matrices=False)[2][:args.k]  # [k, w_dim]
     G = load_generator("demo", device="cpu")
-    ctx = E.prepare_context(G, make_labeler("toon"), E.EvalConfig(n_seeds=args.n_seeds))
+    ctx = E.prepare_context(G, make_labeler(args.judge), E.EvalConfig(n_seeds=args.n_seeds))
     bank = load_bank(args.bank)
     old = {s["name"]: s for s in json.load(open(args.results))["summaries"]}
     rng = np.random.default_rng(0)

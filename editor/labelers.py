@@ -167,11 +167,18 @@ class AttributeModelLabeler:
 
     @classmethod
     def from_checkpoint(cls, path: str | None = None, device: str = "cpu") -> "AttributeModelLabeler":
-        """The trained demo-world attribute model (default: the bundled checkpoint)."""
-        from editor.attributes import load_attribute_model
+        """The trained demo-world attribute model (default: the bundled checkpoint).
+
+        The name carries a short content hash of the checkpoint ("toon-attributes:bundled@1a2b3c4d"), so sample caches
+        and banks record which weights labelled them, and a retrained checkpoint never reuses another's cached labels.
+        """
+        import hashlib
+
+        from editor.attributes import DEFAULT_CHECKPOINT, load_attribute_model
 
         model = load_attribute_model(path or None, device=device)
-        return cls.from_model(model, name=f"toon-attributes:{Path(path).name if path else 'bundled'}")
+        digest = hashlib.sha256(Path(path or DEFAULT_CHECKPOINT).read_bytes()).hexdigest()[:8]
+        return cls.from_model(model, name=f"toon-attributes:{Path(path).name if path else 'bundled'}@{digest}")
 
 
 def _flatten_scores(scores: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
