@@ -159,6 +159,8 @@ def model_card(model, info: dict, metrics: dict, robust: dict) -> str:
         f"- Augmentation: photometric jitter, occasional blur, noise ({'on' if info.get('augment', True) else 'off'}); "
         f"zoom 0.8-1.25 / shift ±10 % / rotation ±15° with landmarks transformed on "
         f"{info.get('geometric', 0) * 100:.0f} % of each batch.",
+        f"- Non-faces (outlier exposure, toward p = 0.5 / uniform classes): {info.get('outliers', 0) * 100:.0f} % of "
+        f"each batch; loss weight {info.get('confound_weight', 1)} on samples whose `old` disagrees with `grey_hair`.",
         f"- Held-out evaluation: {info['eval_seeds'][1] - info['eval_seeds'][0] + 1} renders of seeds "
         f"{info['eval_seeds'][0]}-{info['eval_seeds'][1]}, never used in training.",
         "",
