@@ -348,8 +348,8 @@ def load_attribute_model(path=None, device="cpu") -> AttributeNet:
 class TrainConfig:
     """Training run settings."""
 
-    train_seeds: tuple[int, int] = (0, 40_000)  # [start, stop) seeds rendered for training
-    steps: int = 5000  # optimizer steps
+    train_seeds: tuple[int, int] = (0, 32_000)  # [start, stop) seeds rendered for training
+    steps: int = 6000  # optimizer steps
     batch_size: int = 96
     lr: float = 3e-3  # peak AdamW learning rate (one-cycle: warm-up then cosine to 1 %)
     weight_decay: float = 1e-4
@@ -358,7 +358,7 @@ class TrainConfig:
     augment: bool = True  # photometric jitter, blur, noise (labels and landmarks unchanged)
     geometric: float = 0.5  # share of each batch zoomed/shifted/rotated (landmarks follow), so the landmark head
     #                         localises features in off-centre crops (the photo aligner searches with it)
-    confound_weight: float = 1.0  # loss weight of samples whose `old` label disagrees with `grey_hair` (its strong
+    confound_weight: float = 4.0  # loss weight of samples whose `old` label disagrees with `grey_hair` (its strong
     #                               correlate), so the model learns the wrinkles rather than the hair colour
     outliers: float = 0.06  # share of each batch replaced by non-faces (noise, colour fields, shuffled tiles)
     #                         trained toward p = 0.5 / uniform classes, so the model is unsure off its world

@@ -19,8 +19,8 @@ EXAMPLES = """  nice -n 10 python -m editor train-attributes --out checkpoints/t
 
 def add_arguments(parser) -> None:
     parser.add_argument("--out", default="checkpoints/toon_attributes.safetensors", help="weights (safetensors)")
-    parser.add_argument("--train-seeds", default="0-39999", help="training seed range START-STOP (inclusive)")
-    parser.add_argument("--steps", type=int, default=5000, help="optimizer steps (default 5000)")
+    parser.add_argument("--train-seeds", default="0-31999", help="training seed range START-STOP (inclusive)")
+    parser.add_argument("--steps", type=int, default=6000, help="optimizer steps (default 6000)")
     parser.add_argument("--batch", type=int, default=96, help="batch size (default 96)")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of init, batch order, augmentation")
