@@ -50,6 +50,21 @@ def _guard(fn: Callable) -> Callable:
     return wrapped
 
 
+PRIMARY_SLIDERS = 16  # shown open; the rest of a large bank goes into a collapsed accordion
+
+
+def split_sliders(names) -> tuple[list[str], list[str]]:
+    """Attributes first (binary / continuous), then per-class, PCA and SeFa sliders, which a large bank has many of."""
+    def secondary(n: str) -> bool:
+        return "=" in n or n.startswith(("pc", "sefa"))
+
+    names = list(names)
+    if len(names) <= PRIMARY_SLIDERS:
+        return names, []
+    first = [n for n in names if not secondary(n)][:PRIMARY_SLIDERS]
+    return first, [n for n in names if n not in first]
+
+
 def slider_id(attribute: str) -> str:
     """The HTML id of an attribute's slider (safe in CSS selectors)."""
     return "slider-" + re.sub(r"[^A-Za-z0-9_-]", "-", attribute)
@@ -114,14 +129,22 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
                     after = gr.Image(label="After", interactive=False, format="png", height=320,
                                      elem_id="after-image")
                 status = gr.Markdown("", elem_id="status")
-                sliders = []
-                with gr.Row():  # two columns of sliders, in bank order
-                    for half in (names[0::2], names[1::2]):
-                        with gr.Column(min_width=240):
-                            sliders += [gr.Slider(-SLIDER_LIMIT, SLIDER_LIMIT, value=0.0, step=0.1, label=f"{n} (σ)",
-                                                  elem_id=slider_id(n)) for n in half]
-                order = names[0::2] + names[1::2]
-                sliders = [sliders[order.index(n)] for n in names]
+                by_name = {}
+                primary, more = split_sliders(names)
+
+                def slider_columns(group):  # two columns of sliders, in bank order
+                    with gr.Row():
+                        for half in (group[0::2], group[1::2]):
+                            with gr.Column(min_width=240):
+                                for n in half:
+                                    by_name[n] = gr.Slider(-SLIDER_LIMIT, SLIDER_LIMIT, value=0.0, step=0.1,
+                                                           label=f"{n} (σ)", elem_id=slider_id(n))
+
+                slider_columns(primary)
+                if more:
+                    with gr.Accordion(f"More sliders ({len(more)}: categories, identity, PCA / SeFa)", open=False):
+                        slider_columns(more)
+                sliders = [by_name[n] for n in names]
                 with gr.Row():
                     method = gr.Dropdown(methods, value="auto", label="Method", elem_id="method")
                     space = gr.Radio(["w", "w+"], value="w", label="Space (W: all layers, W+: a layer range)",
