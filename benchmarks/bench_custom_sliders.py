@@ -32,27 +32,8 @@ import numpy as np
 ATTRS = ("eyeglasses", "smiling", "beard", "bald", "old", "lipstick", "long_hair", "mouth_open", "grey_hair")
 
 
-def planted_world(n: int, d: int, e: int, seed: int = 0, noise: float = 0.3, aniso: float = 1.0):
-    rng = np.random.default_rng(seed)
-    mix = aniso * rng.standard_normal((d, d)) / np.sqrt(d) + np.eye(d)
-    w = rng.standard_normal((n, d)) @ mix + 0.5
-    u = rng.standard_normal(d)
-    u /= np.linalg.norm(u)
-    attr = (w - w.mean(0)) @ u
-    attr /= attr.std()
-    t = rng.standard_normal(e)
-    t /= np.linalg.norm(t)
-    emb = (attr[:, None] * t + noise * rng.standard_normal((n, e)) + 3 * rng.standard_normal(e)).astype(np.float32)
-    centre = rng.standard_normal(e)
-
-    def encode(texts):
-        return np.stack([centre + (t if "smil" in s else -t) for s in texts])
-
-    return w, u, emb, encode
-
-
 def bench_words(args) -> None:
-    from editor.custom_sliders import SliderFitOptions, WordSliderMaker
+    from editor.custom_sliders import SliderFitOptions, WordSliderMaker, planted_world
 
     clip = None
     if args.clip_text:  # time the real text tower (ViT-B-32, random weights: same cost); scores become meaningless

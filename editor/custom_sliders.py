@@ -504,3 +504,27 @@ def fmt_accuracy(value: float | None) -> str:
     """'93.1 %' or 'n/a'."""
     return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.1f} %"
 
+
+def planted_world(n: int = 3000, d: int = 48, e: int = 32, seed: int = 0, noise: float = 0.1, aniso: float = 0.5):
+    """A synthetic world with a known answer, for tests and benchmarks of the slider-from-words path.
+
+    Returns latents W [n, d] (anisotropic, offset), the hidden unit direction u [d] of an attribute, image embeddings
+    [n, e] float32 whose projection on a text concept t is the attribute (w - mean)·u plus `noise`, and a text encoder
+    (list of prompts -> [len, e]) that maps prompts containing 'smil' to +t and all others to -t.
+    """
+    rng = np.random.default_rng(seed)
+    mix = aniso * rng.standard_normal((d, d)) / np.sqrt(d) + np.eye(d)
+    w = rng.standard_normal((n, d)) @ mix + 0.5
+    u = rng.standard_normal(d)
+    u /= np.linalg.norm(u)
+    attr = (w - w.mean(0)) @ u
+    attr /= attr.std()
+    t = rng.standard_normal(e)
+    t /= np.linalg.norm(t)
+    emb = (attr[:, None] * t + noise * rng.standard_normal((n, e)) + 3 * rng.standard_normal(e)).astype(np.float32)
+    centre = rng.standard_normal(e)
+
+    def encode(texts):
+        return np.stack([centre + (t if "smil" in s else -t) for s in texts])
+
+    return w, u, emb, encode

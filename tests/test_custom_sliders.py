@@ -10,28 +10,7 @@ import pytest
 from editor.bank import GeneratorInfo, load_bank
 from editor.directions import Space
 from editor.custom_sliders import ClickOptions, ClickSession, SliderFitOptions, WordSliderMaker, add_to_bank, \
-    lda_direction, prompt_scores
-
-
-def planted_world(n=3000, d=48, e=32, seed=0, noise=0.1, aniso=0.5):
-    """Latents W [n, d] (anisotropic, offset), a hidden unit direction u, image embeddings whose projection on a text
-    concept t is the attribute w·u plus noise, and a text encoder: prompts with 'smil' -> +t, others -> -t."""
-    rng = np.random.default_rng(seed)
-    a_mix = aniso * rng.standard_normal((d, d)) / np.sqrt(d) + np.eye(d)
-    w = rng.standard_normal((n, d)) @ a_mix + 0.5
-    u = rng.standard_normal(d)
-    u /= np.linalg.norm(u)
-    attr = (w - w.mean(0)) @ u
-    attr /= attr.std()
-    t = rng.standard_normal(e)
-    t /= np.linalg.norm(t)
-    emb = attr[:, None] * t + noise * rng.standard_normal((n, e)) + 3 * rng.standard_normal(e)
-    centre = rng.standard_normal(e)
-
-    def encode(texts):
-        return np.stack([centre + (t if "smil" in s else -t) for s in texts])
-
-    return w, u, emb, encode
+    lda_direction, planted_world, prompt_scores
 
 
 @pytest.mark.parametrize("method", ["lda", "logreg"])
