@@ -268,20 +268,20 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
             b = engine.sample(sd, p)
             return b, engine.render(EditState.create(b))
 
-        @_guard
-        def on_mix(b, pr, *ctl):
+        def mixed(b, pr, ctl):
+            """(current state, face A with face B's layers of preset pr)."""
             if b is None:
                 raise ValueError("load face B first")
             st = current(*ctl)
-            m = engine.style_mix(st.latent, b, service.layer_preset(pr, engine.num_ws))
-            return engine.render(EditState.create(m))
+            return st, engine.style_mix(st.latent, b, service.layer_preset(pr, engine.num_ws))
+
+        @_guard
+        def on_mix(b, pr, *ctl):
+            return engine.render(EditState.create(mixed(b, pr, ctl)[1]))
 
         @_guard
         def on_use_mix(b, pr, *ctl):
-            if b is None:
-                raise ValueError("load face B first")
-            st = current(*ctl)
-            m = engine.style_mix(st.latent, b, service.layer_preset(pr, engine.num_ws))
+            st, m = mixed(b, pr, ctl)
             new = EditState(m, st.sliders, st.method, st.space, st.layers, st.locked)
             return new, engine.render(new.reset()), engine.render(new), f"Face: {m.origin}"
 
