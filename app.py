@@ -268,7 +268,7 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
             b = engine.sample(sd, p)
             return b, engine.render(EditState.create(b))
 
-        def mixed(b, pr, ctl):
+        def style_mixed(b, pr, ctl):
             """(current state, face A with face B's layers of preset pr)."""
             if b is None:
                 raise ValueError("load face B first")
@@ -277,11 +277,11 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
 
         @_guard
         def on_mix(b, pr, *ctl):
-            return engine.render(EditState.create(mixed(b, pr, ctl)[1]))
+            return engine.render(EditState.create(style_mixed(b, pr, ctl)[1]))
 
         @_guard
         def on_use_mix(b, pr, *ctl):
-            st, m = mixed(b, pr, ctl)
+            st, m = style_mixed(b, pr, ctl)
             new = EditState(m, st.sliders, st.method, st.space, st.layers, st.locked)
             return new, engine.render(new.reset()), engine.render(new), f"Face: {m.origin}"
 
