@@ -14,6 +14,8 @@ Labellers here:
 - `ClipLabeler`: OpenCLIP zero-shot, one positive/negative prompt pair per attribute; it can also return the image
   embeddings so new prompts can be scored later without rendering again;
 - `ManualLabeler`: labels a person wrote down, from CSV or JSONL keyed by sample id;
+- `TruthLabeler`: the exact attributes of T(z) for a generator distilled from the toon world (the bundled demo): ids
+  are seeds, z is recomputed from them (valid for samples drawn without truncation, psi = 1);
 - `ImageStatsLabeler`: simple image statistics (brightness, redness, left/right balance...). Meaningless as face
   attributes but defined on any generator, so the whole pipeline can be exercised on random weights.
 
@@ -37,6 +39,7 @@ __all__ = [
     "AttributeModelLabeler",
     "ClipLabeler",
     "ManualLabeler",
+    "TruthLabeler",
     "ImageStatsLabeler",
     "DEFAULT_CLIP_PROMPTS",
     "make_labeler",
@@ -144,12 +147,7 @@ class AttributeModelLabeler:
         """Wrap an `editor.attributes.AttributeNet` (its `predict` returns scores, landmarks and an embedding)."""
         from editor.toonfaces import ATTRIBUTES
 
-        names = []
-        for spec in ATTRIBUTES:
-            if spec.kind == "categorical":
-                names += [f"{spec.name}={c}" for c in spec.classes]
-            else:
-                names.append(spec.name)
+        names = _attribute_names()
 
         def predict(images: torch.Tensor):
             pred = model.predict(images)
@@ -189,6 +187,60 @@ def _flatten_scores(scores: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
             raise ValueError(f"score {k!r} must be [N] (flatten class probabilities first), got shape {v.shape}")
         out[k] = v
     return out
+
+
+def _attribute_names() -> tuple[str, ...]:
+    """The toon attributes as labellers report them (categoricals as one score per class, "hair_color=blond")."""
+    from editor.toonfaces import ATTRIBUTES
+
+    names: list[str] = []
+    for spec in ATTRIBUTES:
+        names += [f"{spec.name}={c}" for c in spec.classes] if spec.kind == "categorical" else [spec.name]
+    return tuple(names)
+
+
+@dataclass
+class TruthLabeler:
+    """Ground truth for a generator distilled from the toon world: sample id s has z = RandomState(s).randn(z_dim)
+    (``samples.z_from_seeds``) and the attributes of T(z) (``editor.toonlatent.LatentWorld``). Binary attributes score
+    0/1, categoricals 0/1 per class, continuous attributes their value. Only valid for untruncated samples (psi 1)."""
+
+    z_dim: int
+    world_seed: int = 0
+    attributes: tuple[str, ...] = field(default_factory=_attribute_names)
+
+    def __post_init__(self):
+        from editor.toonlatent import LatentWorld
+
+        self.world = LatentWorld(self.z_dim, self.world_seed)
+        self.name = f"toon-truth:world{self.world_seed}-z{self.z_dim}"
+
+    def __call__(self, images=None, ids: Sequence[int] = ()) -> dict[str, np.ndarray]:
+        from editor.samples import z_from_seeds
+        from editor.toonfaces import ATTRIBUTES
+
+        if len(ids) == 0:
+            raise ValueError("the truth labeller needs the samples' seeds (ids)")
+        truth = self.world.attributes(z_from_seeds(ids, self.z_dim))
+        out: dict[str, np.ndarray] = {}
+        for spec in ATTRIBUTES:
+            values = np.array([t[spec.name] for t in truth], dtype=np.float64)
+            if spec.kind == "categorical":
+                out.update({f"{spec.name}={c}": (values == j).astype(np.float64) for j, c in enumerate(spec.classes)})
+            else:
+                out[spec.name] = values
+        return out
+
+    @classmethod
+    def for_model(cls, path=None) -> "TruthLabeler":
+        """The truth of a distilled native checkpoint (default: the bundled demo), read from its config.json."""
+        from editor.checkpoints import DEMO_DIR
+
+        config = json.loads((Path(path or DEMO_DIR) / "config.json").read_text())
+        training = config.get("training", {})
+        if training.get("route") != "distillation":
+            raise ValueError(f"{path or DEMO_DIR} was not distilled from the toon world: it has no truth labels")
+        return cls(z_dim=int(config["init_kwargs"]["z_dim"]), world_seed=int(training.get("world_seed", 0)))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -414,6 +466,7 @@ def make_labeler(spec: str, device: str = "cpu") -> Labeler:
     'clip' / 'clip:MODEL' / 'clip:MODEL:PRETRAINED'   OpenCLIP zero-shot with the default prompt pairs
                                          (MODEL may be a config .json; PRETRAINED 'none' = random weights)
     'manual:FILE.csv' / 'manual:FILE.jsonl'
+    'truth' / 'truth:CHECKPOINT_DIR'     exact attributes of T(z) for a generator distilled from the toon world
     """
     kind, _, rest = str(spec).partition(":")
     if kind == "stats":
@@ -432,9 +485,11 @@ def make_labeler(spec: str, device: str = "cpu") -> Labeler:
                 raise ValueError(f"say which weights to use: --labeler clip:{model}:PRETRAINED_TAG_OR_PATH")
         pre = None if pretrained.lower() == "none" else pretrained
         return ClipLabeler(model=model, pretrained=pre, device=device)
+    if kind == "truth":
+        return TruthLabeler.for_model(rest or None)
     if kind == "manual":
         if not rest:
             raise ValueError("manual labels need a file: --labeler manual:labels.csv")
         return ManualLabeler.from_file(rest)
-    raise ValueError(f"unknown labeller {spec!r}; expected stats, toon[:CKPT], clip[:MODEL[:PRETRAINED]] or "
-                     "manual:FILE")
+    raise ValueError(f"unknown labeller {spec!r}; expected stats, toon[:CKPT], truth[:CKPT_DIR], "
+                     "clip[:MODEL[:PRETRAINED]] or manual:FILE")

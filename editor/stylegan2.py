@@ -72,8 +72,10 @@ CONFIGS: dict[str, NetworkConfig] = {
     # Demo-world sizes (trained by this project on toon faces).
     "toon-64": NetworkConfig(z_dim=128, w_dim=128, img_resolution=64, mapping_layers=4, channel_base=8192,
                              channel_max=128, num_fp16_res=0),
-    "toon-128": NetworkConfig(z_dim=256, w_dim=256, img_resolution=128, mapping_layers=4, channel_base=16384,
-                              channel_max=256, num_fp16_res=2),
+    # The bundled demo generator (trained by distillation of the renderer, editor.train.distill): 4.6 M parameters,
+    # 32 channels at 128 px, a full-rate mapping network (lr multiplier 1: it must undo T's mixing).
+    "toon-128": NetworkConfig(z_dim=256, w_dim=256, img_resolution=128, mapping_layers=8, channel_base=4096,
+                              channel_max=256, num_fp16_res=0, extra={"lr_multiplier": 1.0}),
 }
 
 

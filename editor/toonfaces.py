@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -50,10 +50,13 @@ __all__ = [
     "ATTRIBUTES",
     "AttributeSpec",
     "CORRELATIONS",
+    "DRAW_NAMES",
+    "Draws",
     "LANDMARK_NAMES",
     "ToonParams",
     "ToonRender",
     "attribute_spec",
+    "draw_params",
     "render",
     "render_batch",
     "sample_params",
@@ -213,6 +216,43 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
+class Draws(Protocol):
+    """Where the generative story gets its randomness. Every draw has a name (its slot); a seed's stream ignores the
+    names and draws in call order, a latent source (``editor.toonlatent``) maps each name to a fixed coordinate."""
+
+    def uniform(self, name: str) -> float: ...  # U(0, 1)
+
+    def integers(self, name: str, n: int) -> int: ...  # uniform on 0 .. n-1
+
+    def normal(self, name: str, sd: float) -> float: ...  # N(0, sd^2)
+
+    def choice(self, name: str, cdf: np.ndarray) -> int: ...  # index with the probabilities behind cdf
+
+    def jitter(self, name: str, half_width: float) -> tuple[float, float, float]: ...  # 3 x U(-hw, hw)
+
+
+class _SeedDraws:
+    """The stream of ``numpy.random.default_rng(seed)``, in call order (the order defines the world: keep it)."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+
+    def uniform(self, name: str) -> float:
+        return self.rng.random()
+
+    def integers(self, name: str, n: int) -> int:
+        return int(self.rng.integers(n))
+
+    def normal(self, name: str, sd: float) -> float:
+        return self.rng.normal(0.0, sd)
+
+    def choice(self, name: str, cdf: np.ndarray) -> int:
+        return _choice(self.rng, cdf)
+
+    def jitter(self, name: str, half_width: float) -> tuple[float, float, float]:
+        return tuple(float(x) for x in self.rng.uniform(-half_width, half_width, 3))
+
+
 def sample_params(seed: int) -> ToonParams:
     """Draw all parameters of face ``seed`` (a non-negative int) following the documented generative story."""
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
@@ -220,63 +260,80 @@ def sample_params(seed: int) -> ToonParams:
     seed = int(seed)
     if seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed}")
-    rng = np.random.default_rng(seed)
-    u = rng.random  # one uniform draw per call, in a fixed order (keep the order: it defines the world)
+    return draw_params(_SeedDraws(seed), seed)
 
-    smiling = int(u() < 0.5)
-    smile = 0.35 + 0.65 * u() if smiling else -0.4 + 0.55 * u()
-    mouth_open = int(u() < (0.55 if smiling else 0.15))
-    mouth_openness = 0.35 + 0.65 * u() if mouth_open else 0.0
-    u()  # reserved
 
-    old = int(u() < 0.4)
-    age = 0.55 + 0.45 * u() if old else 0.45 * u()
+# The names of the story's draws, in the order a seed's stream makes them (a latent source gives each a coordinate).
+DRAW_NAMES: tuple[str, ...] = (
+    "smiling", "smile", "mouth_open", "mouth_openness", "reserved", "old", "age", "grey", "natural_hair",
+    "beard", "hair_length_class", "hair_length", "hair_style", "hair_part", "beard_length", "lipstick",
+    "lipstick_shade", "eyeglasses", "glasses_style", "glasses_color", "skin_tone", "face_width", "jaw", "eye_size",
+    "eye_color", "eye_spacing", "nose_size", "mouth_width", "brow_tilt", "yaw", "roll", "light_x", "background",
+    "background_jitter", "shirt_hue", "shirt_saturation", "shirt_value", "photo_scale", "photo_x", "photo_y",
+    "photo_angle", "scene_seed",
+)
+
+
+def draw_params(draws: Draws, seed: int = -1) -> ToonParams:
+    """The generative story: every parameter of one face from ``draws`` (``seed`` is only recorded)."""
+    u = draws.uniform
+
+    smiling = int(u("smiling") < 0.5)
+    s = u("smile")
+    smile = 0.35 + 0.65 * s if smiling else -0.4 + 0.55 * s
+    mouth_open = int(u("mouth_open") < (0.55 if smiling else 0.15))
+    mouth_openness = 0.35 + 0.65 * u("mouth_openness") if mouth_open else 0.0
+    u("reserved")
+
+    old = int(u("old") < 0.4)
+    a = u("age")
+    age = 0.55 + 0.45 * a if old else 0.45 * a
     p_grey = 0.02 + 0.9 * _sigmoid((age - 0.62) / 0.07)
-    grey = u() < p_grey
-    natural = _choice(rng, _CDF_NATURAL_HAIR)
+    grey = u("grey") < p_grey
+    natural = draws.choice("natural_hair", _CDF_NATURAL_HAIR)
     hair_color = 4 if grey else natural
 
-    beard = int(u() < 0.35)
-    length_class = _choice(rng, _CDF_LENGTH_BEARD if beard else _CDF_LENGTH_NO_BEARD)
+    beard = int(u("beard") < 0.35)
+    length_class = draws.choice("hair_length_class", _CDF_LENGTH_BEARD if beard else _CDF_LENGTH_NO_BEARD)
     lo, hi = ((0.0, 0.0), (0.15, 0.35), (0.4, 0.6), (0.65, 1.0))[length_class]
-    hair_length = lo + (hi - lo) * u()
-    hair_style = int(rng.integers(3))
-    hair_part = -1.0 + 2.0 * u()
-    beard_length = u()
+    hair_length = lo + (hi - lo) * u("hair_length")
+    hair_style = draws.integers("hair_style", 3)
+    hair_part = -1.0 + 2.0 * u("hair_part")
+    beard_length = u("beard_length")
     if beard:
         p_lip = 0.02
     else:
         p_lip = 0.75 if length_class == 3 else 0.30
-    lipstick = int(u() < p_lip)
-    lipstick_shade = int(rng.integers(3))
+    lipstick = int(u("lipstick") < p_lip)
+    lipstick_shade = draws.integers("lipstick_shade", 3)
 
-    eyeglasses = int(u() < 0.15 + 0.35 * age)
-    g_style = 1 + int(rng.integers(2))
-    g_color = 1 + int(rng.integers(5))
+    eyeglasses = int(u("eyeglasses") < 0.15 + 0.35 * age)
+    g_style = 1 + draws.integers("glasses_style", 2)
+    g_color = 1 + draws.integers("glasses_color", 5)
 
-    skin_tone = u()
-    face_width = -1.0 + 2.0 * u()
-    jaw = -1.0 + 2.0 * u()
-    eye_size = -1.0 + 2.0 * u()
-    eye_color = _choice(rng, _CDF_EYE)
-    eye_spacing = -1.0 + 2.0 * u()
-    nose_size = -1.0 + 2.0 * u()
-    mouth_width = -1.0 + 2.0 * u()
-    brow_tilt = -1.0 + 2.0 * u()
+    skin_tone = u("skin_tone")
+    face_width = -1.0 + 2.0 * u("face_width")
+    jaw = -1.0 + 2.0 * u("jaw")
+    eye_size = -1.0 + 2.0 * u("eye_size")
+    eye_color = draws.choice("eye_color", _CDF_EYE)
+    eye_spacing = -1.0 + 2.0 * u("eye_spacing")
+    nose_size = -1.0 + 2.0 * u("nose_size")
+    mouth_width = -1.0 + 2.0 * u("mouth_width")
+    brow_tilt = -1.0 + 2.0 * u("brow_tilt")
 
-    yaw = float(np.clip(rng.normal(0.0, 0.45), -1.0, 1.0))
-    roll = float(np.clip(rng.normal(0.0, 0.4), -1.0, 1.0))
-    light_x = -1.0 + 2.0 * u()
-    background = int(rng.integers(len(BACKGROUNDS)))
-    jitter = tuple(float(x) for x in rng.uniform(-0.04, 0.04, 3))
-    shirt = _hsv_to_rgb(u(), 0.25 + 0.45 * u(), 0.35 + 0.5 * u())
+    yaw = float(np.clip(draws.normal("yaw", 0.45), -1.0, 1.0))
+    roll = float(np.clip(draws.normal("roll", 0.4), -1.0, 1.0))
+    light_x = -1.0 + 2.0 * u("light_x")
+    background = draws.integers("background", len(BACKGROUNDS))
+    jitter = draws.jitter("background_jitter", 0.04)
+    shirt = _hsv_to_rgb(u("shirt_hue"), 0.25 + 0.45 * u("shirt_saturation"), 0.35 + 0.5 * u("shirt_value"))
 
-    photo_scale = 0.3 + 0.4 * u()
+    photo_scale = 0.3 + 0.4 * u("photo_scale")
     margin = 0.4 * photo_scale
-    photo_x = margin + (1 - 2 * margin) * u()
-    photo_y = margin + (1 - 2 * margin) * u()
-    photo_angle = float(np.clip(rng.normal(0.0, 12.0), -30.0, 30.0))
-    scene_seed = int(rng.integers(2**31 - 1))
+    photo_x = margin + (1 - 2 * margin) * u("photo_x")
+    photo_y = margin + (1 - 2 * margin) * u("photo_y")
+    photo_angle = float(np.clip(draws.normal("photo_angle", 12.0), -30.0, 30.0))
+    scene_seed = draws.integers("scene_seed", 2**31 - 1)
 
     return ToonParams(
         seed=seed, smiling=smiling, smile=float(smile), mouth_open=mouth_open, mouth_openness=float(mouth_openness),

@@ -1,0 +1,88 @@
+"""`python -m editor distill`: train the demo generator by distilling the toon renderer (no discriminator)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from dataclasses import replace
+
+NAME = "distill"
+HELP = "Train a generator to draw render(T(z)) by regression (the demo model's route on a CPU); resumable."
+EXAMPLES = """  nice -n 10 python -m editor distill --out runs/demo128 --minutes 60          # new run (toon-128)
+  nice -n 10 python -m editor distill --out runs/demo128 --resume --minutes 60 # continue it
+  python -m editor distill --out runs/demo128 --export checkpoints/demo-train  # small float16 state for git
+  python -m editor distill --out runs/demo128 --import checkpoints/demo-train  # ... and back (fresh Adam)
+
+The run directory holds distill_config.json, distill_state.pt (resume), G_ema/ (native checkpoint), samples/
+(held-out latents: generated rows over rendered rows), log.jsonl and eval.jsonl (held-out L1 and the attribute
+model's agreement with the truth of T(z) on generated faces). Ctrl-C or SIGTERM stops after the current step with a
+snapshot. docs/training.md has the runs and the numbers."""
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--out", required=True, help="run directory")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--config", default="toon-128", help="network configuration (editor.stylegan2.CONFIGS)")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=0.002)
+    parser.add_argument("--feature-weight", type=float, default=None,
+                        help="weight of the attribute-model feature term (default 1.0; 0 = pixels only)")
+    parser.add_argument("--ema-kimg", type=float, default=10.0, help="G_ema half-life (thousands of images)")
+    parser.add_argument("--seed", type=int, default=0, help="training latents' seed")
+    parser.add_argument("--world-seed", type=int, default=0, help="seed of T's fixed mixing")
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (slower steps, no warm-up)")
+    parser.add_argument("--fp32", action="store_true", help="no bfloat16 autocast")
+    parser.add_argument("--minutes", type=float, default=None, help="stop after this many minutes of this process")
+    parser.add_argument("--kimg", type=float, default=None, help="stop when this many thousand images were seen")
+    parser.add_argument("--snap-minutes", type=float, default=10.0)
+    parser.add_argument("--eval-minutes", type=float, default=15.0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--export", metavar="DIR", default=None, help="write the run's portable float16 state to DIR")
+    parser.add_argument("--import", dest="import_", metavar="DIR", default=None,
+                        help="make --out a resumable run from a portable state in DIR")
+
+
+def run(args) -> int:
+    import torch
+
+    from editor.commands import CommandError
+    from editor.stylegan2 import CONFIGS
+    from editor.train.distill import DistillConfig, export_portable, import_portable, run_distill
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.export:
+        print(export_portable(args.out, args.export))
+        return 0
+    if args.import_:
+        print(import_portable(args.import_, args.out))
+        return 0
+    if args.config not in CONFIGS:
+        raise CommandError(f"unknown --config {args.config!r}; known: {', '.join(CONFIGS)}")
+    cfg = None
+    if not args.resume:
+        cfg = DistillConfig(network=CONFIGS[args.config], batch=args.batch, lr=args.lr, ema_kimg=args.ema_kimg,
+                            seed=args.seed, world_seed=args.world_seed, compile=not args.no_compile,
+                            bf16=not args.fp32)
+        if args.feature_weight is not None:
+            cfg = replace(cfg, feature_weight=args.feature_weight)
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+
+    def show(info: dict) -> None:
+        if info["event"] == "tick":
+            print(f"kimg {info['kimg']:8.2f}  it {info['it']:6d}  {info['img_s']:5.1f} img/s  loss {info['loss']:.4f}"
+                  f"  l1 {info['l1']:.4f}  feat {info['feat']:.4f}", flush=True)
+        else:
+            print("eval", {k: round(v, 4) if isinstance(v, float) else v for k, v in info.items() if k != "event"},
+                  flush=True)
+
+    try:
+        summary = run_distill(cfg, args.out, resume=args.resume, minutes=args.minutes, kimg=args.kimg,
+                              snapshot_minutes=args.snap_minutes, eval_minutes=args.eval_minutes, progress=show,
+                              should_stop=lambda: bool(stopping))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(f"done: {summary['kimg']:.1f} kimg, l1 {summary['l1']:.4f}, judge agreement {summary['judge_acc_mean']:.3f}")
+    return 0

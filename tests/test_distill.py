@@ -1,0 +1,139 @@
+"""T (z -> toon parameters), the distillation trainer and the truth labeller."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from editor.labelers import TruthLabeler, make_labeler
+from editor.samples import z_from_seeds
+from editor.stylegan2 import NetworkConfig
+from editor.toonfaces import ATTRIBUTES, ToonParams, attributes_of, sample_params
+from editor.toonlatent import LatentWorld
+from editor.train.distill import DistillConfig, Distiller, export_portable, import_portable, STATE_FILE
+
+TINY = NetworkConfig(z_dim=96, w_dim=32, img_resolution=32, mapping_layers=2, channel_base=512, channel_max=32,
+                     num_fp16_res=0, extra={"lr_multiplier": 1.0})
+
+
+def _tiny_cfg(**kw) -> DistillConfig:
+    return DistillConfig(network=TINY, batch=4, compile=False, **kw)
+
+
+def test_t_is_deterministic_and_moves_every_parameter():
+    world = LatentWorld(96)
+    z = np.random.default_rng(0).standard_normal((400, 96))
+    assert world.params(z[:5]) == LatentWorld(96).params(z[:5])
+    params = world.params(z)
+    for f in dataclasses.fields(ToonParams):
+        if f.name == "seed":
+            continue
+        values = {repr(getattr(p, f.name)) for p in params}
+        assert len(values) > 1, f"T never changes {f.name}"
+    # another mixing seed is another map
+    assert LatentWorld(96, seed=1).params(z[:5]) != params[:5]
+
+
+def test_mixing_keeps_the_standard_normal_but_is_not_linear():
+    world = LatentWorld(96)
+    z = np.random.default_rng(1).standard_normal((20000, 96))
+    g = world.mix(z)
+    assert np.abs(g.mean(0)).max() < 0.05
+    cov = np.cov(g.T)
+    assert np.abs(cov - np.eye(96)).max() < 0.06
+    a, b = z[:10], z[10:20]
+    assert not np.allclose(world.mix(a + b), world.mix(a) + world.mix(b), atol=1e-3)
+    # norms are kept exactly (every step is a rotation)
+    np.testing.assert_allclose(np.linalg.norm(g, axis=1), np.linalg.norm(z, axis=1), rtol=1e-10)
+
+
+def test_t_draws_the_worlds_population():
+    world = LatentWorld(96)
+    ta = world.attributes(np.random.default_rng(2).standard_normal((3000, 96)))
+    sa = [attributes_of(sample_params(s)) for s in range(3000)]
+    for spec in ATTRIBUTES:
+        if spec.kind == "binary":
+            rt = np.mean([a[spec.name] for a in ta])
+            rs = np.mean([a[spec.name] for a in sa])
+            assert abs(rt - rs) < 0.05, (spec.name, rt, rs)
+    # a deliberate correlation survives: old faces are more often grey
+    old = np.array([a["old"] for a in ta], bool)
+    grey = np.array([a["grey_hair"] for a in ta], bool)
+    assert grey[old].mean() > grey[~old].mean() + 0.3
+
+
+def test_latent_world_refuses_too_small_z():
+    with pytest.raises(ValueError, match="z_dim"):
+        LatentWorld(32)
+
+
+def test_distillation_lowers_the_loss_and_resumes_exactly(tmp_path):
+    torch.set_num_threads(1)
+    d = Distiller(_tiny_cfg(feature_weight=0.1))
+    first = [d.step()["loss"] for _ in range(2)]
+    for _ in range(8):
+        d.step()
+    # the same batches again: the loss went down
+    again = Distiller(_tiny_cfg(feature_weight=0.1))
+    again.load_state_dict(d.state_dict())
+    losses_after = []
+    for k in range(2):
+        z = again.latents(k)
+        with torch.no_grad():
+            l1, feat = again._loss_terms(torch.from_numpy(z), again.targets(z))
+        losses_after.append(float(l1 + 0.1 * feat))
+    assert np.mean(losses_after) < np.mean(first)
+
+    a = Distiller(_tiny_cfg(feature_weight=0.0))
+    for _ in range(4):
+        a.step()
+    b = Distiller(_tiny_cfg(feature_weight=0.0))
+    for _ in range(2):
+        b.step()
+    b.save(tmp_path / STATE_FILE)
+    c = Distiller.from_state(tmp_path / STATE_FILE)
+    for _ in range(2):
+        c.step()
+    assert c.nimg == a.nimg == 16 and c.it == a.it == 4
+    for (name, p), q in zip(a.G.state_dict().items(), c.G.state_dict().values()):
+        assert torch.equal(p, q), name
+    for p, q in zip(a.G_ema.state_dict().values(), c.G_ema.state_dict().values()):
+        assert torch.equal(p, q)
+
+
+def test_portable_state_round_trip(tmp_path):
+    d = Distiller(_tiny_cfg(feature_weight=0.0))
+    d.step()
+    (tmp_path / "run").mkdir()
+    d.save(tmp_path / "run" / STATE_FILE)
+    export_portable(tmp_path / "run", tmp_path / "portable")
+    assert (tmp_path / "portable" / "G_ema.safetensors").stat().st_size < 2 * sum(
+        p.numel() for p in d.G.parameters()) * 2 + 100_000  # float16
+    import_portable(tmp_path / "portable", tmp_path / "run2")
+    e = Distiller.from_state(tmp_path / "run2" / STATE_FILE)
+    assert e.nimg == d.nimg and e.cfg == d.cfg
+    for p, q in zip(d.G_ema.state_dict().values(), e.G_ema.state_dict().values()):
+        torch.testing.assert_close(p, q, atol=2e-3, rtol=2e-3)
+    e.step()  # fresh Adam moments work
+
+
+def test_truth_labeller_returns_the_attributes_of_t():
+    lab = TruthLabeler(z_dim=96)
+    ids = [3, 17, 40]
+    scores = lab(None, ids)
+    truth = LatentWorld(96).attributes(z_from_seeds(ids, 96))
+    assert set(scores) == set(lab.attributes)
+    for i, t in enumerate(truth):
+        assert scores["smiling"][i] == t["smiling"]
+        assert scores["age"][i] == pytest.approx(t["age"])
+        assert scores[f"hair_color={t['hair_color_name']}"][i] == 1.0
+        assert sum(scores[f"hair_color={c}"][i] for c in ("black", "brown", "blond", "red", "grey")) == 1.0
+    with pytest.raises(ValueError, match="seeds"):
+        lab(None, [])
+
+
+def test_truth_labeller_refuses_a_model_that_was_not_distilled(tmp_path):
+    (tmp_path / "config.json").write_text('{"init_kwargs": {"z_dim": 96}, "training": {"route": "gan"}}')
+    with pytest.raises(ValueError, match="not distilled"):
+        make_labeler(f"truth:{tmp_path}")
