@@ -236,10 +236,11 @@ class TruthLabeler:
         """The truth of a distilled native checkpoint (default: the bundled demo), read from its config.json."""
         from editor.checkpoints import DEMO_DIR
 
-        config = json.loads((Path(path or DEMO_DIR) / "config.json").read_text())
+        path = Path(path or DEMO_DIR)
+        config = json.loads((path / "config.json").read_text())
         training = config.get("training", {})
         if training.get("route") != "distillation":
-            raise ValueError(f"{path or DEMO_DIR} was not distilled from the toon world: it has no truth labels")
+            raise ValueError(f"{path} was not distilled from the toon world: it has no truth labels")
         return cls(z_dim=int(config["init_kwargs"]["z_dim"]), world_seed=int(training.get("world_seed", 0)))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 from dataclasses import replace
 
 NAME = "distill"
@@ -67,7 +66,8 @@ def run(args) -> int:
         if args.feature_weight is not None:
             cfg = replace(cfg, feature_weight=args.feature_weight)
     stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    for sig in (signal.SIGTERM, signal.SIGINT):  # finish the step, then snapshot
+        signal.signal(sig, lambda *_: stopping.append(1))
 
     def show(info: dict) -> None:
         if info["event"] == "tick":
@@ -77,12 +77,8 @@ def run(args) -> int:
             print("eval", {k: round(v, 4) if isinstance(v, float) else v for k, v in info.items() if k != "event"},
                   flush=True)
 
-    try:
-        summary = run_distill(cfg, args.out, resume=args.resume, minutes=args.minutes, kimg=args.kimg,
-                              snapshot_minutes=args.snap_minutes, eval_minutes=args.eval_minutes, progress=show,
-                              should_stop=lambda: bool(stopping))
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    summary = run_distill(cfg, args.out, resume=args.resume, minutes=args.minutes, kimg=args.kimg,
+                          snapshot_minutes=args.snap_minutes, eval_minutes=args.eval_minutes, progress=show,
+                          should_stop=lambda: bool(stopping))
     print(f"done: {summary['kimg']:.1f} kimg, l1 {summary['l1']:.4f}, judge agreement {summary['judge_acc_mean']:.3f}")
     return 0
