@@ -102,6 +102,18 @@ def test_distillation_lowers_the_loss_and_resumes_exactly(tmp_path):
         assert torch.equal(p, q)
 
 
+def test_low_resolution_phase_trains_the_half_size_image_first():
+    d = Distiller(_tiny_cfg(feature_weight=0.0, low_res_kimg=0.008))
+    assert d.resolution == 16
+    last = d.G.synthesis.b32.torgb.weight.detach().clone()
+    d.step()
+    d.step()
+    assert torch.equal(d.G.synthesis.b32.torgb.weight, last)  # the last block is not trained yet
+    assert d.resolution == 32
+    d.step()
+    assert not torch.equal(d.G.synthesis.b32.torgb.weight, last)
+
+
 def test_portable_state_round_trip(tmp_path):
     d = Distiller(_tiny_cfg(feature_weight=0.0))
     d.step()

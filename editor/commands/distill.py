@@ -26,6 +26,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lr", type=float, default=0.002)
     parser.add_argument("--feature-weight", type=float, default=None,
                         help="weight of the attribute-model feature term (default 1.0; 0 = pixels only)")
+    parser.add_argument("--low-res-kimg", type=float, default=0.0,
+                        help="train the half-resolution image only for this many thousand images first (faster)")
     parser.add_argument("--ema-kimg", type=float, default=10.0, help="G_ema half-life (thousands of images)")
     parser.add_argument("--seed", type=int, default=0, help="training latents' seed")
     parser.add_argument("--world-seed", type=int, default=0, help="seed of T's fixed mixing")
@@ -62,6 +64,7 @@ def run(args) -> int:
     if not args.resume:
         cfg = DistillConfig(network=CONFIGS[args.config], batch=args.batch, lr=args.lr, ema_kimg=args.ema_kimg,
                             seed=args.seed, world_seed=args.world_seed, compile=not args.no_compile,
+                            low_res_kimg=args.low_res_kimg,
                             bf16=not args.fp32)
         if args.feature_weight is not None:
             cfg = replace(cfg, feature_weight=args.feature_weight)
