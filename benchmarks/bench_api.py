@@ -55,7 +55,7 @@ def main() -> None:
     from editor import service
 
     engine, card = service.open_engine(args.model, pca_samples=1000)
-    demo = app.build_demo(engine, card)
+    demo = app.build_demo(engine, card, bench_endpoints=True)  # /noop: the baseline
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     url = f"http://127.0.0.1:{port}/"

@@ -102,18 +102,43 @@ class EditBank:
     def methods(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(d.method for d in self.directions))
 
-    def find(self, attribute: str, method: str | None, space: str) -> Direction:
-        """The direction of `attribute` for (method, space), falling back to the same method in another space,
-        then to the attribute's first direction (a bank need not have every method for every attribute)."""
+    def find(self, attribute: str, method: str | None = None, space: str = "w",
+             layers: tuple[int, int] | None = None) -> Direction:
+        """The direction of `attribute` that best fits an edit in `space` on `layers` ([lo, hi), W+ only).
+
+        method: None ('auto') considers every method; a method name only that method, and a ValueError (with the
+        methods the attribute has) when the attribute has none: a named attribute never silently gets another
+        method's direction. Among the candidates (bank order breaks ties): for W, a W direction, then a full W+
+        one, then one fitted on a layer range (it acts on its own layers); for W+ on [lo, hi), a W+ direction
+        fitted on exactly those layers, then a full W+ one, then a W direction (applied on those layers), then the
+        layer-range direction that overlaps [lo, hi) most. Whether the result acts on the chosen layers at all is
+        `Engine.slider_problem`'s question.
+        """
         candidates = [d for d in self.directions if d.attribute == attribute]
         if not candidates:
             known = ", ".join(self.attributes) or "none"
             raise ValueError(f"unknown attribute {attribute!r}; this bank has: {known}")
-        for want in ((method, space), (method, None), (None, space)):
-            for d in candidates:
-                if (want[0] is None or d.method == want[0]) and (want[1] is None or d.space == want[1]):
-                    return d
-        return candidates[0]
+        if method is not None:
+            mine = [d for d in candidates if d.method == method]
+            if not mine:
+                has = ", ".join(dict.fromkeys(d.method for d in candidates))
+                raise ValueError(f"slider {attribute!r} has no {method!r} direction (it has: {has})")
+            candidates = mine
+        rng = layers if (space == "w+" and layers is not None) else None
+
+        def rank(d: Direction) -> tuple[int, int]:
+            if rng is None:
+                return (0 if d.space == "w" else 1 if d.layers is None else 2), 0
+            if d.space == "w+" and d.layers is not None and tuple(d.layers) == tuple(rng):
+                return 0, 0
+            if d.space == "w+" and d.layers is None:
+                return 1, 0
+            if d.space == "w":
+                return 2, 0
+            overlap = min(rng[1], d.layers[1]) - max(rng[0], d.layers[0])
+            return (3 if overlap > 0 else 4), -overlap
+
+        return min(candidates, key=rank)  # min keeps the first of equal ranks: bank order
 
     def check_fits(self, num_ws: int, w_dim: int) -> None:
         """Raise ValueError when any direction's shape does not fit a generator with these dimensions."""
@@ -492,11 +517,31 @@ class Engine:
             lo, hi = max(lo, d.layers[0]), min(hi, d.layers[1])
         if lo >= hi:
             raise ValueError(
-                f"direction {d.attribute!r} ({d.method}) acts on layers {d.layers}, outside the chosen layer range "
-                f"{state.layers} (ranges are [lo, hi))"
+                f"slider {d.attribute!r} ({d.method}) acts only on layers {d.layers[0]}-{d.layers[1] - 1}, outside "
+                f"the chosen layer range {state.layers[0]}-{state.layers[1] - 1}"
             )
         mask[lo:hi] = 1.0
         return mask
+
+    def choose(self, state: EditState, attribute: str) -> Direction:
+        """The bank direction a slider of `attribute` uses under the state's method, space and layers."""
+        return self.bank.find(attribute, state.method, state.space, state.layers)
+
+    def slider_problem(self, attribute: str, method: str | None = None, space: str = "w",
+                       layers: tuple[int, int] | None = None) -> str | None:
+        """Why a slider of `attribute` cannot edit with these settings (no direction of that method, or none that
+        acts on those layers), or None when it can. The app disables such sliders before they are moved."""
+        try:
+            probe = EditState(self._probe_latent(), (), method, space, layers if space == "w+" else None, ())
+            self._layer_mask(probe, self.choose(probe, attribute))
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    def _probe_latent(self) -> Latent:
+        zero = np.zeros((self.num_ws, self.w_dim), np.float32)
+        zero.flags.writeable = False
+        return Latent(ws=zero, key="probe")
 
     def direction_delta(self, state: EditState, attribute: str) -> torch.Tensor:
         """The ws offset of one slider unit (one sigma) of `attribute` under the state's method, space, layers and
@@ -505,7 +550,7 @@ class Engine:
         cached = self._deltas.get(key)
         if cached is not None:
             return cached
-        d = self.bank.find(attribute, state.method, state.space)
+        d = self.choose(state, attribute)
         mask = self._layer_mask(state, d)[:, 0] > 0  # [num_ws] layers this edit moves
         rows = d.unit(self.num_ws, self.w_dim)  # [num_ws, w_dim]
         # Locked directions count on the layers where both they and the edit act (as editor.bank.apply_edit does).
@@ -513,7 +558,10 @@ class Engine:
         for name in state.locked:
             if name == attribute:
                 continue
-            o = self.bank.find(name, state.method, state.space)
+            try:  # a lock keeps the attribute fixed with the best direction it has, of the chosen method if any
+                o = self.choose(state, name)
+            except ValueError:
+                o = self.bank.find(name, None, state.space, state.layers)
             try:
                 locks.append((o.unit(self.num_ws, self.w_dim), self._layer_mask(state, o)[:, 0] > 0, _is_w(o)))
             except ValueError:  # the locked direction does not act on these layers: nothing to remove
@@ -562,11 +610,29 @@ class Engine:
         self.frames.put(key, frame)
         return frame
 
-    def render_ws(self, ws: torch.Tensor, preview: bool = False) -> list[np.ndarray]:
-        """Render a batch of codes [N, num_ws, w_dim] in chunks of `batch_size` (strips, animations)."""
+    @property
+    def thumbnail_resolution(self) -> int:
+        """The size of gallery, grid and strip images: the full image up to 256 px, else the 256 px block (the
+        drag preview size is no good here: under load it can drop to 32 px)."""
+        if self.resolution <= 256 or not self._has_stop:
+            return self.resolution
+        return 256
+
+    def thumbnails(self, latents: Sequence[Latent]) -> list[np.ndarray]:
+        """Images of unedited latents at `thumbnail_resolution`, rendered as batches."""
+        if not latents:
+            return []
+        ws = torch.stack([torch.from_numpy(np.array(l.ws)) for l in latents])
+        return self.render_ws(ws, resolution=self.thumbnail_resolution)
+
+    def render_ws(self, ws: torch.Tensor, preview: bool = False, resolution: int | None = None) -> list[np.ndarray]:
+        """Render a batch of codes [N, num_ws, w_dim] in chunks of `batch_size` (strips, animations), at full size,
+        the preview size, or `resolution` (a block resolution of this generator)."""
         if ws.ndim != 3 or tuple(ws.shape[1:]) != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
-        res = self.preview_resolution if preview else self.resolution
+        res = resolution or (self.preview_resolution if preview else self.resolution)
+        if res not in _block_resolutions(self.resolution) or (res != self.resolution and not self._has_stop):
+            raise ValueError(f"cannot render at {res} px with this {self.resolution} px generator")
         out: list[np.ndarray] = []
         for i in range(0, ws.shape[0], self.config.batch_size):
             out.extend(image_to_uint8(self._synthesize(ws[i : i + self.config.batch_size], res)))
@@ -647,12 +713,9 @@ class Engine:
         return Latent.from_array(ws, self.num_ws, self.w_dim, origin=f"mix of ({a.origin}) and ({b.origin}) {lo}-{hi}")
 
     def candidates(self, seeds: Sequence[int], psi: float = 0.7) -> list[tuple[Latent, np.ndarray]]:
-        """Sampled faces with preview images, rendered as one batch."""
+        """Sampled faces with their thumbnails (`thumbnails`), rendered as one batch."""
         latents = [self.sample(s, psi) for s in seeds]
-        if not latents:
-            return []
-        ws = torch.stack([torch.from_numpy(np.array(l.ws)) for l in latents])
-        return list(zip(latents, self.render_ws(ws, preview=True)))
+        return list(zip(latents, self.thumbnails(latents)))
 
     def add_directions(self, directions: Sequence[Direction], replace_existing: bool = False) -> None:
         """Add sliders to the running engine (e.g. a slider made from words or clicks); visible to every user.
@@ -699,9 +762,11 @@ def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def _check_seed(seed: Any) -> int:
+    if isinstance(seed, float) and not (math.isfinite(seed) and seed.is_integer()):
+        raise ValueError(f"seed must be a whole number in [0, 2**32), got {seed!r}")
     try:
         s = int(seed)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"seed must be an integer, got {seed!r}") from None
     if not 0 <= s < 2**32:
         raise ValueError(f"seed must be in [0, 2**32), got {s}")

@@ -20,6 +20,7 @@ import base64
 import io
 import json
 import math
+import struct
 import zipfile
 import zlib
 from pathlib import Path
@@ -35,6 +36,10 @@ if TYPE_CHECKING:
 RECIPE_FORMAT = "stylegan2-editor-recipe"
 RECIPE_VERSION = 1
 PNG_KEY = "stylegan2-editor-recipe"  # the PNG zTXt chunk keyword
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_RECIPE_BYTES = 4 * 2**20  # a recipe of a 1024 px W+ latent is ~ 50 KB
+MAX_PNG_PIXELS = 64 * 10**6  # a re-opened PNG may declare at most this many pixels (never decoded anyway)
+MAX_NPZ_MEMBER_BYTES = 16 * 2**20  # per array of a latent .npz (a 1024 px W+ latent is 36 KB)
 
 
 def _b64(arr: np.ndarray) -> str:
@@ -51,6 +56,15 @@ def _unb64(text: Any, what: str) -> np.ndarray:
     if len(raw) % 4:
         raise ValueError(f"recipe field {what} does not hold float32 values")
     return np.frombuffer(raw, dtype="<f4").astype(np.float32)
+
+
+def _whole(value: Any, what: str) -> int:
+    """A whole number from JSON (an int, or a float with no fraction); ValueError naming the field otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"the recipe's {what} must be a whole number, got {value!r}")
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise ValueError(f"the recipe's {what} must be a whole number, got {value!r}")
+    return int(value)
 
 
 def state_to_recipe(state: EditState, engine: "Engine") -> dict:
@@ -145,7 +159,7 @@ def recipe_to_state(recipe: str | bytes | dict, engine: "Engine") -> tuple[EditS
             seed=lat.get("seed"), psi=lat.get("psi"), z=z,
         )
     elif lat.get("seed") is not None:
-        latent = engine.sample(lat["seed"], lat.get("psi", 0.7))
+        latent = engine.sample(_whole(lat["seed"], "latent.seed"), lat.get("psi", 0.7))
     else:
         raise ValueError("the recipe's latent needs either 'ws' or 'seed'")
     edit = recipe.get("edit") or {}
@@ -156,7 +170,7 @@ def recipe_to_state(recipe: str | bytes | dict, engine: "Engine") -> tuple[EditS
     if layers is not None:
         if not (isinstance(layers, (list, tuple)) and len(layers) == 2):
             raise ValueError(f"the recipe's 'edit.layers' must be [lo, hi], got {layers!r}")
-        layers = (int(layers[0]), int(layers[1]))
+        layers = (_whole(layers[0], "edit.layers"), _whole(layers[1], "edit.layers"))
     locked = edit.get("locked") or []
     if not isinstance(locked, (list, tuple)):
         raise ValueError("the recipe's 'edit.locked' must be a list of attribute names")
@@ -183,22 +197,78 @@ def png_bytes(image: np.ndarray, recipe: dict | None = None) -> bytes:
     return buf.getvalue()
 
 
-def read_png_recipe(source: str | Path | bytes) -> dict:
-    """The recipe embedded in a PNG file (path or bytes); ValueError when unreadable or absent."""
-    from PIL import Image, UnidentifiedImageError
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) declared by a PNG's header, read without decoding anything; ValueError when `data` does not
+    start like a PNG."""
+    if data[:8] != PNG_SIGNATURE:
+        raise ValueError("expected a PNG exported by the editor (this file is not a PNG)")
+    if len(data) < 33 or data[12:16] != b"IHDR":
+        raise ValueError("the file is not a readable PNG (no header chunk)")
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
 
+
+def read_png_recipe(source: str | Path | bytes) -> dict:
+    """The recipe embedded in a PNG file (path or bytes); ValueError when unreadable or absent.
+
+    Reads the chunk structure only (lengths, CRCs, the recipe's text chunk, decompressed to at most
+    MAX_RECIPE_BYTES); the pixels are never decoded, so a PNG declaring a huge size costs nothing, and one declaring
+    more than MAX_PNG_PIXELS is refused from its header.
+    """
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.format != "PNG":
-                raise ValueError(f"expected a PNG exported by the editor, got {im.format or 'an unknown'} image")
-            im.load()
-            text = dict(getattr(im, "text", {}) or {})
-    except (UnidentifiedImageError, OSError, SyntaxError, zlib.error, EOFError) as exc:
-        raise ValueError(f"the file is not a readable PNG ({exc})") from None
-    if PNG_KEY not in text:
+    width, height = png_size(data)
+    if width * height > MAX_PNG_PIXELS or not (width and height):
+        raise ValueError(f"the PNG declares {width}x{height} pixels; an image exported by the editor has at most "
+                         f"{MAX_PNG_PIXELS // 10**6} million")
+    pos, text, ended = 8, None, False
+    while pos < len(data):
+        if pos + 12 > len(data):
+            raise ValueError("the file is not a readable PNG (truncated)")
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if len(body) != length or pos + 12 + length > len(data):
+            raise ValueError("the file is not a readable PNG (truncated)")
+        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        if zlib.crc32(kind + body) != crc:
+            raise ValueError(f"the file is not a readable PNG (chunk {kind!r} is corrupt)")
+        pos += 12 + length
+        if kind == b"IEND":
+            ended = True
+            break
+        if kind in (b"tEXt", b"zTXt", b"iTXt") and text is None:
+            text = _png_text(kind, body)
+    if not ended:
+        raise ValueError("the file is not a readable PNG (truncated: no end chunk)")
+    if text is None:
         raise ValueError("this PNG carries no edit recipe (was it exported by the editor?)")
-    return decode_recipe(text[PNG_KEY])
+    return decode_recipe(text)
+
+
+def _png_text(kind: bytes, body: bytes) -> str | None:
+    """The recipe text of one PNG text chunk, or None when the chunk holds another keyword."""
+    keyword, _, rest = body.partition(b"\0")
+    if keyword != PNG_KEY.encode("latin-1"):
+        return None
+    if kind == b"tEXt":
+        raw = rest
+    elif kind == b"zTXt":
+        raw = _inflate(rest[1:])
+    else:  # iTXt: compression flag, method, language tag, translated keyword, text
+        flag = rest[:1]
+        _, _, rest = rest[2:].partition(b"\0")
+        _, _, rest = rest.partition(b"\0")
+        raw = _inflate(rest) if flag == b"\1" else rest
+    if len(raw) > MAX_RECIPE_BYTES:
+        raise ValueError(f"the PNG's recipe is larger than {MAX_RECIPE_BYTES // 2**20} MB")
+    return raw.decode("utf-8", "replace")
+
+
+def _inflate(data: bytes) -> bytes:
+    """zlib data decompressed to at most MAX_RECIPE_BYTES + 1 bytes (a compression bomb stops there)."""
+    try:
+        return zlib.decompressobj().decompress(data, MAX_RECIPE_BYTES + 1)
+    except zlib.error as exc:
+        raise ValueError(f"the file is not a readable PNG (its recipe chunk is corrupt: {exc})") from None
 
 
 def latent_npz_bytes(state: EditState, engine: "Engine") -> bytes:
@@ -216,18 +286,58 @@ def latent_npz_bytes(state: EditState, engine: "Engine") -> bytes:
 
 
 def read_latent_npz(source: str | Path | bytes) -> dict:
-    """The arrays of a latent .npz (no pickles): {'ws': ..., 'edited_ws': ..., 'recipe': str, ...}."""
+    """The arrays of a latent .npz (no pickles): {'ws': ..., 'edited_ws': ..., 'recipe': str, ...}.
+
+    Memory stays bounded whatever the file claims: every member's declared size and every array's header (dtype,
+    shape) are checked before anything is read, and reading stops at the declared size (a zip bomb's member is
+    refused from its size, one that lies about it fails its CRC after at most MAX_NPZ_MEMBER_BYTES).
+    """
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    out = {}
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as f:
-            out = {k: f[k] for k in f.files}
-    except (OSError, ValueError, zlib.error, EOFError, zipfile.BadZipFile) as exc:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            members = [i for i in zf.infolist() if i.filename.endswith(".npy")]
+            if len(members) > 16:
+                raise ValueError(f"the .npz has {len(members)} arrays; a latent file has at most 4")
+            for info in members:
+                if info.file_size > MAX_NPZ_MEMBER_BYTES:
+                    raise ValueError(f"the .npz array {info.filename[:-4]!r} declares {info.file_size:,} bytes; "
+                                     f"a latent file's arrays have at most {MAX_NPZ_MEMBER_BYTES:,}")
+                with zf.open(info) as f:
+                    out[info.filename[:-4]] = _read_npy(f, info.filename[:-4])
+    except (OSError, zlib.error, EOFError, zipfile.BadZipFile, struct.error) as exc:
         raise ValueError(f"not a readable .npz latent file ({exc})") from None
     if "ws" not in out:
         raise ValueError("the .npz file has no 'ws' array")
     if "recipe" in out:
         out["recipe"] = str(out["recipe"])
     return out
+
+
+def _read_npy(f, name: str) -> np.ndarray:
+    """One .npy member: its header checked (plain numeric or text dtype, at most MAX_NPZ_MEMBER_BYTES) before the
+    data is read."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except ValueError as exc:
+        raise ValueError(f"the .npz array {name!r} has an unreadable header ({exc})") from None
+    if dtype.hasobject or dtype.kind not in "fiuU":
+        raise ValueError(f"the .npz array {name!r} has dtype {dtype}; a latent file holds numbers and text only")
+    count = math.prod(shape)
+    if count * dtype.itemsize > MAX_NPZ_MEMBER_BYTES:
+        raise ValueError(f"the .npz array {name!r} declares shape {tuple(shape)} ({count:,} values); a latent "
+                         f"file's arrays have at most {MAX_NPZ_MEMBER_BYTES:,} bytes")
+    raw = f.read(count * dtype.itemsize)
+    if len(raw) != count * dtype.itemsize:
+        raise ValueError(f"the .npz array {name!r} is truncated")
+    arr = np.frombuffer(raw, dtype=dtype)
+    return arr.reshape(shape, order="F" if fortran else "C")
 
 
 def gif_bytes(frames: Sequence[np.ndarray], fps: float = 12.0, bounce: bool = True) -> bytes:

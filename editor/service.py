@@ -92,7 +92,7 @@ def _load_bank_file(path: Path, G: torch.nn.Module, source: str | None = None) -
     from editor.bank import generator_info, load_bank, to_engine_bank
 
     bank = load_bank(path, generator_info(G), source=source)  # source: registry banks ("registry:ffhq-1024")
-    engine_bank = to_engine_bank(bank, description=f"{path.name}: {bank.command or 'direction bank'}")
+    engine_bank = to_engine_bank(bank, description=f"{path.name}\n{bank.command or ''}".rstrip())
     if not engine_bank.directions:
         raise ValueError(f"{path} holds no linear W / W+ directions the editor can use")
     return engine_bank
@@ -184,10 +184,34 @@ class Projector(Protocol):
 
 def read_photo(path: str | Path) -> np.ndarray:
     """A photo file as [H, W, 3] uint8 RGB, upright (EXIF orientation applied); ValueError when it is not a
-    readable image or is too large (`editor.align.load_image`)."""
-    from editor.align import load_image
+    readable image or is too large: `editor.align.load_image` reads the size from the header and refuses more than
+    `align.MAX_PIXELS` before decoding. Messages name the file, never the folder it is in."""
+    from editor.align import ImageError, load_image
 
-    return load_image(str(path))
+    path = Path(path)
+    try:
+        return load_image(str(path))
+    except ImageError as exc:
+        raise ImageError(str(exc).replace(str(path), f"the photo {path.name!r}")) from None
+
+
+def downscale(image: np.ndarray, max_side: int) -> np.ndarray:
+    """An [H, W, 3] uint8 image shrunk (area filter) so that its longer side is at most `max_side`."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image
+    f = max_side / max(h, w)
+    return np.asarray(Image.fromarray(image).resize((max(1, round(w * f)), max(1, round(h * f))), Image.BOX))
+
+
+def project_photo(engine: Engine, projector: Projector, path: str | Path,
+                  progress: Callable[[float, str], None] = lambda f, m: None) -> tuple[np.ndarray, np.ndarray, str]:
+    """A photo file -> (aligned crop, reconstruction, recipe)."""
+    result = projector(read_photo(path), progress)
+    st = EditState.create(engine.latent_from_array(result.ws, origin="projected photo"))
+    return result.aligned, engine.render(st), recipe_text(engine, st)
 
 
 PROJECTOR_MISSING = ("Photo upload is not available yet in this app: no face projector is configured. "
@@ -267,6 +291,39 @@ def parse_layers(text: str | None, num_ws: int) -> tuple[str, tuple[int, int] | 
     return "w+", layer_preset("custom", num_ws, (lo_i, hi_i + 1))
 
 
+def preset_layers(preset: str, num_ws: int, first: Any = None, last: Any = None) -> tuple[int, int]:
+    """The [lo, hi) range of a preset ('all', 'coarse', 'middle', 'fine') or of 'custom' with the inclusive layer
+    numbers first..last (as the app's two layer sliders and the CLI's '2-5' give them)."""
+    if preset != "custom":
+        return layer_preset(preset or "all", num_ws)
+    try:
+        lo, hi = _whole_number(first), _whole_number(last) + 1
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError("the custom layer range needs two layer numbers") from None
+    return layer_preset("custom", num_ws, (lo, hi))
+
+
+def _whole_number(value: Any) -> int:
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(value)
+
+
+def bank_title(bank: EditBank) -> str:
+    """A bank's name for the page header (its file name, or what it is)."""
+    return (bank.description or bank.bank_id).splitlines()[0]
+
+
+def bank_details(bank: EditBank) -> str:
+    """Markdown about a bank: where it comes from, its methods, how many directions (for a details accordion)."""
+    lines = (bank.description or "").splitlines()
+    out = [f"**Direction bank:** {lines[0] if lines else bank.bank_id} ({len(bank.directions)} directions for "
+           f"{len(bank.attributes)} sliders; methods: {', '.join(bank.methods)})."]
+    if len(lines) > 1:
+        out.append("Made with:\n\n```\n" + "\n".join(lines[1:]) + "\n```")
+    return "\n\n".join(out)
+
+
 def preset_name(layers: tuple[int, int] | None, num_ws: int) -> str:
     """The layer preset whose range is `layers` ('coarse', 'middle', 'fine'), else 'custom' (or 'middle' for None)."""
     if layers is None:
@@ -283,15 +340,7 @@ def controls_to_state(engine: Engine, latent: Latent, names: Sequence[str], valu
     """The edit state described by the app's widgets (slider values in `names` order; lo/hi inclusive layers)."""
     if len(names) != len(values):
         raise ValueError(f"{len(values)} slider values for {len(names)} attributes")
-    layers = None
-    if space == "w+":
-        custom = None
-        if preset == "custom":
-            try:
-                custom = (int(lo), int(hi) + 1)
-            except (TypeError, ValueError):
-                raise ValueError("the custom layer range needs two layer numbers") from None
-        layers = layer_preset(preset or "all", engine.num_ws, custom)
+    layers = preset_layers(preset, engine.num_ws, lo, hi) if space == "w+" else None
     method = None if method in (None, "", "auto") else method
     return EditState.create(latent, dict(zip(names, (0.0 if v is None else v for v in values))), method=method,
                             space=space, layers=layers, locked=locked or ())
@@ -329,9 +378,17 @@ def api_edit(engine: Engine, recipe: str, edits: Any = None, method: str | None 
     return engine.render(new, preview=bool(preview)), recipe_text(engine, new)
 
 
+MAX_RECIPE_FILE_BYTES = 64 * 2**20  # an exported PNG of a 1024 px face is ~ 2 MB
+
+
 def read_recipe_file(engine: Engine, path: str | Path) -> tuple[EditState, list[str]]:
-    """Re-open an exported PNG (recipe in its text chunk) or latent .npz."""
+    """Re-open an exported PNG (recipe in its text chunk), a latent .npz or a recipe .json. Sizes are checked
+    before anything is decoded (`recipe.read_png_recipe`, `recipe.read_latent_npz`)."""
     path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_RECIPE_FILE_BYTES:
+        raise ValueError(f"{path.name} is {size / 2**20:.0f} MB; recipes, latents and exported PNGs are smaller "
+                         f"than {MAX_RECIPE_FILE_BYTES // 2**20} MB")
     data = path.read_bytes()
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         return recipe_to_state(read_png_recipe(data), engine)
@@ -353,13 +410,32 @@ def export_dir() -> Path:
     return d
 
 
+DEFAULT_WALK_STEPS = 24
+MAX_WALK_STEPS = 240
+
+
+def walk_steps(steps: Any) -> int:
+    """The frame count of a walk: DEFAULT_WALK_STEPS when not given (None / ''), else a whole number in
+    [2, MAX_WALK_STEPS] (0 is an error, not the default)."""
+    if steps is None or steps == "":
+        return DEFAULT_WALK_STEPS
+    try:
+        n = _whole_number(float(steps) if isinstance(steps, str) else steps)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"steps must be a whole number of frames, got {steps!r}") from None
+    if not 2 <= n <= MAX_WALK_STEPS:
+        raise ValueError(f"steps must be in [2, {MAX_WALK_STEPS}] frames, got {n}")
+    return n
+
+
 def export(engine: Engine, state: EditState, fmt: str, attribute: str | None = None, lo: float = -3.0,
-           hi: float = 3.0, steps: int = 24, fps: float = 12.0, out_dir: Path | None = None) -> Path:
+           hi: float = 3.0, steps: Any = DEFAULT_WALK_STEPS, fps: float = 12.0, out_dir: Path | None = None) -> Path:
     """Write one export and return its path: 'png' (image + recipe), 'npz' (latents), 'gif' / 'mp4' (slider walk
-    of `attribute` from lo to hi, other sliders as in the state)."""
+    of `attribute` from lo to hi in `steps` frames, other sliders as in the state)."""
     fmt = (fmt or "").lower().lstrip(".")
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"export format must be one of {EXPORT_FORMATS}, got {fmt!r}")
+    steps = walk_steps(steps)
     out = (out_dir or export_dir()) / f"edit-{state.latent.key[:8]}-{uuid.uuid4().hex[:8]}.{fmt}"
     if fmt == "png":
         out.write_bytes(png_bytes(engine.render(state), state_to_recipe(state, engine)))
@@ -371,12 +447,19 @@ def export(engine: Engine, state: EditState, fmt: str, attribute: str | None = N
         for name, v in (("from", lo), ("to", hi)):
             if v is None or not math.isfinite(float(v)):
                 raise ValueError(f"walk {name} value must be a finite number")
-        frames = engine.slider_walk(state, attribute, float(lo), float(hi), steps=int(steps))
+        frames = engine.slider_walk(state, attribute, float(lo), float(hi), steps=steps)
         if fmt == "gif":
             out.write_bytes(gif_bytes(frames, fps=fps))
         else:
             write_mp4(frames, out, fps=fps)
     return out
+
+
+def export_recipe(engine: Engine, recipe: str, fmt: str, attribute: str | None = None, lo: float = -3.0,
+                  hi: float = 3.0, steps: Any = None) -> Path:
+    """`export` of a recipe's state (the HTTP API's /export)."""
+    state, _ = recipe_to_state(recipe, engine)
+    return export(engine, state, fmt, attribute, lo, hi, steps)
 
 
 def animation(engine: Engine, a: Latent, b: Latent, mode: str, steps: int, fmt: str = "gif", fps: float = 12.0,

@@ -17,7 +17,7 @@ from _engine_fixtures import tiny_engine  # noqa: E402
 from editor import recipe as R  # noqa: E402
 from editor import service  # noqa: E402
 
-API = ("/sample", "/edit", "/noop", "/export", "/project", "/open_recipe", "/info")
+API = ("/sample", "/edit", "/export", "/project", "/open_recipe", "/info")
 
 
 def free_port() -> int:
@@ -34,7 +34,7 @@ def engine():
 @pytest.fixture(scope="module")
 def client(engine, tmp_path_factory):
     card = service.ModelCard("tiny", "tiny random test generator", "none", "", ("a test notice",))
-    demo = app.build_demo(engine, card)
+    demo = app.build_demo(engine, card, bench_endpoints=True)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=app.CSS)
     try:

@@ -1,16 +1,21 @@
 """A real browser against the app: headless Debian chromium driven by Playwright.
 
-Samples a face (on load), moves a slider and sees the image change, locks an attribute, exports a PNG with its recipe
-and re-opens it, and saves screenshots (into $EDITOR_SCREENSHOT_DIR when set, e.g. docs/, else a temp folder).
+Samples a face (on load), moves sliders by typing, arrow keys and drags and checks that the After image ends on the
+full render (never on a late preview), locks an attribute, exports and re-opens a PNG, checks the W+ presets and the
+method choice disable the sliders that cannot act, uploads bad files and sees one message in place, and saves
+screenshots (into $EDITOR_SCREENSHOT_DIR when set, e.g. docs/, else a temp folder).
 Skipped with a reason when Playwright or /usr/bin/chromium is missing (scripts/test.sh installs both).
 """
 
+import io
 import os
 import shutil
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 CHROMIUM = os.environ.get("EDITOR_CHROMIUM", "/usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
@@ -18,11 +23,37 @@ if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
     pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium chromium-driver)", allow_module_level=True)
 
 import app  # noqa: E402
-from _engine_fixtures import tiny_engine  # noqa: E402
+from _engine_fixtures import synthetic_bank, tiny_generator  # noqa: E402
 from editor import service  # noqa: E402
+from editor.engine import Direction, EditBank, EditState, Engine, EngineConfig  # noqa: E402
+from editor.ui.common import for_display  # noqa: E402
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+SETTLE_MS = 1500  # how long a late render could still arrive after the image settled (previews are slowed below)
+
+
+class SlowPreviewEngine(Engine):
+    """The tiny engine with previews that take longer than full renders, so a late preview would win every race."""
+
+    def render(self, state, preview=False):
+        if preview:
+            import time
+
+            time.sleep(0.3)
+        return super().render(state, preview)
+
+
+def slow_engine():
+    """The tiny generator; its bank has the synthetic W directions plus W+ directions fitted on the coarse and
+    middle layers only, as build-bank makes them (so 'fine' leaves a W+-only slider without a direction)."""
+    G = tiny_generator()
+    bank = synthetic_bank(G.num_ws, G.w_dim)
+    rng = np.random.default_rng(1)
+    extra = (Direction("pose", rng.standard_normal(G.w_dim), sigma=1.0, method="svm", space="w+", layers=(0, 4)),
+             Direction("pose", rng.standard_normal(G.w_dim), sigma=1.0, method="svm", space="w+", layers=(4, 8)))
+    bank = EditBank(bank.directions + extra, bank.bank_id, bank.description)
+    return SlowPreviewEngine(G, bank, config=EngineConfig(preview_resolution=16), model_name="tiny random")
 
 
 def free_port() -> int:
@@ -37,7 +68,7 @@ def served():
     if os.environ.get("EDITOR_TEST_MODEL"):
         engine, card = service.open_engine(os.environ["EDITOR_TEST_MODEL"])
     else:
-        engine = tiny_engine()
+        engine = slow_engine()
         card = service.ModelCard("tiny", "tiny random test generator", "none", "",
                                  ("Running a random-weight test generator.",))
     demo = app.build_demo(engine, card)
@@ -50,17 +81,25 @@ def served():
 
 
 @pytest.fixture(scope="module")
-def page(served):
+def browser():
     with sync_api.sync_playwright() as pw:
         try:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         except Exception as exc:  # a broken browser install is an environment problem, not an app failure
             pytest.skip(f"chromium did not start: {exc}")
-        page = browser.new_page(viewport={"width": 1280, "height": 1100}, accept_downloads=True)
-        page.set_default_timeout(30_000)
-        page.goto(served[0])
-        yield page
-        browser.close()
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser, served):
+    """A fresh browser session on the app, after the first face has been shown."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
+    page.set_default_timeout(30_000)
+    page.goto(served[0])
+    page.wait_for_selector("#after-image img")
+    yield page
+    page.close()
 
 
 def after_src(page) -> str:
@@ -74,87 +113,136 @@ def wait_src_change(page, old: str) -> str:
     return after_src(page)
 
 
+def shown_after(page) -> np.ndarray:
+    """The After image as the browser has it (fetched from its src)."""
+    data = page.request.get(after_src(page)).body()
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def wait_for_after(page, expected: np.ndarray, what: str) -> None:
+    """Wait until the After image is `expected` (an engine render, as displayed), then make sure it stays."""
+    want = for_display(expected)
+    for _ in range(150):
+        img = shown_after(page)
+        if img.shape == want.shape and np.array_equal(img, want):
+            break
+        page.wait_for_timeout(200)
+    else:
+        raise AssertionError(f"{what}: the After image never became the full render")
+    page.wait_for_timeout(SETTLE_MS)  # a late preview would land here
+    img = shown_after(page)
+    assert img.shape == want.shape and np.array_equal(img, want), f"{what}: a late render replaced the full one"
+
+
+def slider_value(page, name: str) -> float:
+    return float(page.locator(f"#{app.slider_id(name)} input[type=number]").input_value())
+
+
+def full_render(served, sliders: dict, **settings) -> np.ndarray:
+    engine = served[1]
+    return engine.render(EditState.create(engine.sample(0, 0.7), sliders, **settings))
+
+
 def screenshot_dir(tmp_path_factory) -> Path:
     d = os.environ.get("EDITOR_SCREENSHOT_DIR")
     return Path(d) if d else tmp_path_factory.mktemp("screens")
 
 
+def test_late_previews_never_replace_the_full_render(page, served):
+    if os.environ.get("EDITOR_TEST_MODEL"):
+        pytest.skip("checks pixels of the tiny test engine")
+    smile = app.slider_id("smile")
+    # typed values: one input event per keystroke, no release (the number box keeps the focus)
+    for text in ("2.5", "-1.2", "4"):
+        page.locator(f"#{smile} input[type=number]").fill(text)
+        wait_for_after(page, full_render(served, {"smile": float(text)}), f"typed {text}")
+    # arrow keys on the range: an input event per key, never a release
+    page.locator(f"#{smile} input[type=range]").focus()
+    for key in ("ArrowLeft", "ArrowLeft", "ArrowLeft"):
+        page.keyboard.press(key)
+    wait_for_after(page, full_render(served, {"smile": slider_value(page, "smile")}), "arrow keys")
+    assert slider_value(page, "smile") == pytest.approx(3.7)
+    # quick drags across the range
+    box = page.locator(f"#{smile} input[type=range]").bounding_box()
+    y = box["y"] + box["height"] / 2
+    for start, stop in ((0.2, 0.8), (0.9, 0.3)):
+        page.mouse.move(box["x"] + start * box["width"], y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + stop * box["width"], y, steps=8)
+        page.mouse.up()
+        page.wait_for_timeout(100)
+        wait_for_after(page, full_render(served, {"smile": slider_value(page, "smile")}), f"drag to {stop}")
+    assert page.locator("#status").inner_text().startswith("Face: seed 0")
+
+
 def test_browser_session(page, served, tmp_path_factory):
     shots = screenshot_dir(tmp_path_factory)
     edit, lock = served[1].bank.attributes[:2]
-    page.wait_for_selector("#after-image img")
     if not os.environ.get("EDITOR_TEST_MODEL"):
         assert "random-weight" in page.locator("#model-notice").inner_text()
     first = after_src(page)
 
-    # move a slider: the preview (input) and then the full render (release) replace the image
+    # move a slider: the preview (input) and then the full render replace the image
     page.locator(f"#{app.slider_id(edit)} input[type=range]").fill("3")
     edited = wait_src_change(page, first)
 
     # lock an attribute: the edit is re-projected, so the image changes again (the synthetic bank's directions are
     # not orthogonal; a PCA bank's are, and there the image rightly stays)
-    page.locator("#locks label", has_text=lock).click()
-    assert page.locator("#locks label", has_text=lock).locator("input").is_checked()
+    page.locator("#locks input").click()
+    page.get_by_role("option", name=lock, exact=True).click()
+    page.keyboard.press("Escape")
     if os.environ.get("EDITOR_TEST_MODEL"):
         page.wait_for_timeout(2000)
         locked = after_src(page)
     else:
         locked = wait_src_change(page, edited)
+        wait_for_after(page, full_render(served, {edit: 3.0}, locked=[lock]), "lock")
+        locked = after_src(page)
     page.screenshot(path=str(shots / "app-edit.jpg"), full_page=True, type="jpeg", quality=70)
 
-    # export a PNG with the recipe
-    page.get_by_role("tab", name="Export").click()
+    # export a PNG with the recipe: shown, and downloadable
+    page.locator("#tab-export-button").click()
     page.locator("#export-png-btn").click()
     link = page.locator("#export-file a").first
     link.wait_for()
+    page.locator("#export-view img").wait_for()
     with page.expect_download() as info:
         link.click()
     exported = tmp_path_factory.mktemp("export") / "edit.png"
     info.value.save_as(exported)
     assert exported.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    # a GIF walk is shown too, not only offered for download
+    page.locator("#export-gif-btn").click()
+    page.wait_for_function("() => { const i = document.querySelector('#export-view img');"
+                           " return i && i.src.includes('.gif'); }")
+
     # reset, then re-open the PNG: the sliders and the image come back
     page.locator("#reset-btn").click()
     reset = wait_src_change(page, locked)
-    assert page.locator(f"#{app.slider_id(edit)} input[type=number]").input_value() in ("0", "0.0")
-    page.get_by_role("tab", name="Open recipe").click()
+    assert slider_value(page, edit) == 0.0
+    page.locator("#tab-open-button").click()
     page.locator("#recipe-upload input[type=file]").set_input_files(str(exported))
-    page.wait_for_function("() => document.querySelector('#status').innerText.includes('Opened')")
+    page.wait_for_function("() => document.querySelector('#recipe-msg').innerText.includes('Opened')")
     wait_src_change(page, reset)
-    assert float(page.locator(f"#{app.slider_id(edit)} input[type=number]").input_value()) == 3.0
+    assert slider_value(page, edit) == 3.0
     page.screenshot(path=str(shots / "app-reopened.jpg"), full_page=True, type="jpeg", quality=70)
 
 
 def test_browser_candidates_and_mixing(page, served):
-    page.get_by_role("tab", name="Sample").click()
     first = after_src(page)
     page.locator("#candidates img").nth(2).click()  # pick a candidate: a new face
     picked = wait_src_change(page, first)
     assert page.locator("#status").inner_text().startswith("Face: seed")
-    page.get_by_role("tab", name="Interpolate / style-mix").click()
+    page.locator("#tab-mix-button").click()
     page.get_by_role("button", name="Load face B").click()
     page.locator("#face-b img").wait_for()
     page.get_by_role("button", name="Style-mix").click()
     page.locator("#mixed img").wait_for()
-    page.get_by_role("button", name="Make GIF A → B").click()
+    page.get_by_role("button", name="Animate A → B").click()
     page.locator("#animation a").first.wait_for()
+    page.locator("#animation-view img").wait_for()  # the GIF is shown
     page.get_by_role("button", name="Edit the mix").click()
     wait_src_change(page, picked)
     assert "mix of" in page.locator("#status").inner_text()
     assert page.locator(".toast-body").count() == 0  # no error messages were shown
-
-
-def test_browser_bad_file_shows_message_and_keeps_working(page, served, tmp_path):
-    corrupt = tmp_path / "corrupt.png"
-    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
-    page.reload()  # a fresh session: the file box is empty again
-    page.wait_for_selector("#after-image img")
-    page.get_by_role("tab", name="Open recipe").click()
-    page.locator("#recipe-upload input[type=file]").set_input_files(str(corrupt))
-    page.locator(".toast-body", has_text="not a readable PNG").first.wait_for()
-    before = after_src(page)
-    page.get_by_role("tab", name="Sample").click()
-    page.locator("#seed input").fill("123")
-    page.locator("#sample-btn").click()
-    wait_src_change(page, before)
-    assert "seed 123" in page.locator("#status").inner_text()

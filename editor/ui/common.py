@@ -1,0 +1,174 @@
+"""What every part of the web UI shares: error handling, the order in which renders reach the screen, display sizes.
+
+Errors. A handler's `ValueError` (bad input: `editor.align.ImageError`, a recipe from another model, an unknown
+attribute, ...) is a message for the user: the web UI shows it in one place (the panel's message line; the other
+outputs keep their values, so no component gets an error badge), the HTTP API answers with it. Anything else is a
+programming error: it is logged with its traceback and the user gets `INTERNAL_ERROR`, never the exception text.
+Messages never show the server's temporary folders (`clean_message`).
+
+Render order. Slider previews, full renders and face changes all write the After image and may finish in any order
+(Gradio runs several events at once). `RenderOrder` numbers renders in the order they start, per browser session; a
+slider render whose number is older than what is on screen is dropped, so a late preview never replaces a newer full
+render.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import math
+import os
+import re
+import tempfile
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+log = logging.getLogger("editor.ui")
+
+INTERNAL_ERROR = ("Something went wrong on the server (an internal error; it has been logged with its details). "
+                  "Please try again, or reload the page.")
+DISPLAY_MIN = 384  # images smaller than this are upscaled for the screen (exports keep the model's size)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Errors
+
+
+def _temp_roots() -> list[str]:
+    roots = {tempfile.gettempdir(), os.environ.get("GRADIO_TEMP_DIR") or ""}
+    try:
+        from gradio.utils import get_upload_folder
+
+        roots.add(get_upload_folder())
+    except ImportError:
+        pass
+    out = set()
+    for r in roots:
+        if r:
+            out.add(r.rstrip("/"))
+            out.add(str(Path(r).resolve()).rstrip("/"))
+    return sorted(out, key=len, reverse=True)
+
+
+def clean_message(text: str) -> str:
+    """`text` with every path under the server's temporary folders replaced by the file's own name."""
+    for root in _temp_roots():
+        text = re.sub(re.escape(root) + r"/[^\s'\"]*", lambda m: Path(m.group()).name or "the file", text)
+    return text
+
+
+def user_message(exc: BaseException) -> str | None:
+    """The message to show for an exception, or None when it is a programming error (to be logged)."""
+    if isinstance(exc, ValueError):
+        return clean_message(str(exc) or type(exc).__name__)
+    return None
+
+
+def report(exc: BaseException, where: str) -> str:
+    """The user-facing text for `exc`; programming errors are logged with their traceback first."""
+    msg = user_message(exc)
+    if msg is None:
+        log.error("internal error in %s", where, exc_info=exc)
+        return INTERNAL_ERROR
+    return msg
+
+
+def api_guard(fn: Callable) -> Callable:
+    """For HTTP endpoints: user errors come back as the error message, programming errors as `INTERNAL_ERROR`."""
+    import gradio as gr
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:  # classified by report(): messages for users, tracebacks into the log
+            raise gr.Error(report(exc, fn.__name__), print_exception=False) from None
+
+    return wrapped
+
+
+def ui_guard(message: Any) -> Callable:
+    """For UI handlers that return a dict {component: value}: on an error, show it in `message` (a Markdown) and
+    leave every other output as it is."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:  # classified by report(): messages for users, tracebacks into the log
+                return {message: warning(report(exc, fn.__name__))}
+
+        return wrapped
+
+    return decorate
+
+
+def warning(text: str) -> str:
+    return f"⚠️ {text}"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Render order
+
+
+class RenderOrder:
+    """Which render of each browser session reached the screen last (bounded: the oldest sessions are forgotten).
+
+    `ticket()` when a render starts; `show(session, ticket)` when it is done: True when it may be shown. A slider
+    render (`newest_only=True`) is shown only if nothing started later has been shown; a face change (new sample,
+    opened recipe, ...) is always shown and hides every older render still running.
+    """
+
+    def __init__(self, max_sessions: int = 4096):
+        self._count = itertools.count(1)
+        self._shown: OrderedDict[str, int] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_sessions = int(max_sessions)
+
+    def ticket(self) -> int:
+        with self._lock:
+            return next(self._count)
+
+    def show(self, session: str | None, ticket: int, newest_only: bool = True) -> bool:
+        if not session:
+            return True
+        with self._lock:
+            last = self._shown.get(session, 0)
+            if newest_only and ticket < last:
+                return False
+            self._shown[session] = max(last, ticket)
+            self._shown.move_to_end(session)
+            while len(self._shown) > self.max_sessions:
+                self._shown.popitem(last=False)
+            return True
+
+
+def session_of(request: Any) -> str | None:
+    """The browser session of a Gradio request (None for direct calls)."""
+    return getattr(request, "session_hash", None) if request is not None else None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Display
+
+
+def for_display(image: np.ndarray, min_side: int = DISPLAY_MIN) -> np.ndarray:
+    """An [H, W, 3] uint8 image upscaled (Lanczos, by a whole factor) until its shorter side is >= `min_side`, so
+    a 64 px generator's output fills its box without the browser's blur; larger images are returned as they are."""
+    image = np.asarray(image)
+    side = min(image.shape[:2])
+    if side >= min_side or side == 0:
+        return image
+    from PIL import Image
+
+    factor = min(math.ceil(min_side / side), 16)
+    h, w = image.shape[:2]
+    return np.asarray(Image.fromarray(image).resize((w * factor, h * factor), Image.LANCZOS))
