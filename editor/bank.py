@@ -31,11 +31,15 @@ from editor.directions import ClassGaussian, ClassGaussians, Space, condition, g
     shrink_toward_mean
 
 FORMAT_VERSION = 1
-LINEAR_METHODS = ("meandiff", "logreg", "svm", "pca", "sefa", "lda")  # an edit adds alpha*sigma*n (lda: custom sliders)
+# An edit adds alpha*sigma*n (lda: custom sliders; ridge: a regression of every sample's score, see FitOptions).
+LINEAR_METHODS = ("ridge", "meandiff", "logreg", "svm", "pca", "sefa", "lda")
 GAUSSIAN_METHODS = ("mahalanobis", "shrink")  # an edit is a walk that depends on the latent
 METHODS = LINEAR_METHODS + GAUSSIAN_METHODS
-# The editor's preference among an attribute's linear directions (first = its default; see to_engine_bank).
-ENGINE_METHOD_ORDER = ("svm", "logreg", "lda", "meandiff", "pca", "sefa")
+# The editor's preference among an attribute's linear directions (first = its default, 'auto'; see to_engine_bank).
+# ridge first: on latent worlds with a planted score direction it recovers the direction better than InterFaceGAN's
+# confident-share SVM, for continuous scores and for 0/1 labels (docs/directions.md, "Which method by default").
+# Banks built before ridge existed fall back to the SVM.
+ENGINE_METHOD_ORDER = ("ridge", "svm", "logreg", "lda", "meandiff", "pca", "sefa")
 
 
 @dataclass(frozen=True)
@@ -430,7 +434,8 @@ def to_engine_bank(bank: Bank, description: str = ""):
 
     (The engine edits W / W+ codes by adding alpha*sigma*n; z directions and the latent-dependent Gaussian walks are
     left out.) Each attribute's directions are ordered by `ENGINE_METHOD_ORDER`, so the editor's default ('auto':
-    the attribute's first direction) is the SVM normal, not the more entangled mean difference.
+    the attribute's first direction) is the ridge direction where the bank has one, else the SVM normal, never the
+    more entangled mean difference.
     """
     from editor.engine import Direction, EditBank
 
@@ -456,7 +461,8 @@ def to_engine_bank(bank: Bank, description: str = ""):
 class FitOptions:
     """Settings of `build_entries` (recorded in each entry's `extra`)."""
 
-    share: float = 0.25  # confident top / bottom share of scores used to fit (InterFaceGAN: 0.02 of 500k samples)
+    share: float = 0.25  # confident top / bottom share of scores used to fit (InterFaceGAN: 0.02 of 500k samples);
+    # ridge fits every sample and uses the share only for its validation accuracy (comparable with the others')
     val_share: float = 0.3  # part of the selected samples held out for the validation accuracy
     l2: float = 0.01  # logistic-regression penalty (centred, RMS-scaled latents; larger pulls toward the mean difference)
     svm_c: float = 1.0  # SVM squared-hinge weight
@@ -537,7 +543,7 @@ def _build_entries(z, ws, scores: dict, labeller: str, methods: Sequence[str], s
         raise ValueError(f"unknown method(s) {unknown}; expected any of {METHODS}")
     ws = np.asarray(ws, dtype=np.float64)
     layers_equal = bool(np.allclose(ws, ws[:, :1], atol=1e-6))
-    supervised = [m for m in methods if m in ("meandiff", "logreg", "svm", "mahalanobis", "shrink")]
+    supervised = [m for m in methods if m in ("ridge", "meandiff", "logreg", "svm", "mahalanobis", "shrink")]
     entries: list[BankEntry] = []
     fit_cache: dict[tuple, dict] = {}
 
@@ -587,7 +593,8 @@ def _build_entries(z, ws, scores: dict, labeller: str, methods: Sequence[str], s
 
 def _fit_supervised(x: np.ndarray, s: np.ndarray, methods: Sequence[str], share: float, options: FitOptions) -> dict:
     """{method: (vector, sigma, intercept, gaussians, extra, {'n', 'val', 'train'})} for one attribute in one space.
-    Every method sees the same confident selection and the same train / validation split."""
+    Every classifier sees the same confident selection and the same train / validation split; ridge fits every
+    labelled sample (split with the same seed) and reports its accuracy on the same kind of confident selection."""
     from editor import directions as D
 
     out = {}
@@ -601,6 +608,10 @@ def _fit_supervised(x: np.ndarray, s: np.ndarray, methods: Sequence[str], share:
     for method in methods:
         if method in linear:
             d = D.fit_confident(linear[method], x, s, rng(), share=share, val_share=options.val_share)
+            out[method] = (d.vector, d.sigma, d.intercept, None, d.extra,
+                           {"n": d.n_samples, "val": d.val_accuracy, "train": d.train_accuracy})
+        elif method == "ridge":
+            d = D.fit_scores(D.ridge_regression, x, s, rng(), share=share, val_share=options.val_share)
             out[method] = (d.vector, d.sigma, d.intercept, None, d.extra,
                            {"n": d.n_samples, "val": d.val_accuracy, "train": d.train_accuracy})
     gaussian_methods = [m for m in methods if m in GAUSSIAN_METHODS]

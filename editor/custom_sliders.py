@@ -83,25 +83,9 @@ class SliderFitOptions:
 def lda_direction(x, labels, shrinkage: float = 0.05) -> LinearDirection:
     """Regularised Fisher discriminant: the normal ``(S + γ)⁻¹ (μ1 − μ0)``, S the pooled within-class covariance
     shrunk toward ``tr(S)/D · I`` by γ = `shrinkage`; the boundary sits half-way between the class means (equal
-    priors). x: [N, D]; labels: [N] 0/1 or bool. Closed form: one [D, D] covariance and one solve.
+    priors). x: [N, D]; labels: [N] 0/1 or bool. Closed form (`editor.directions.lda_boundary`, scikit-learn).
     """
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < 2 or not np.all(np.isfinite(x)):
-        raise ValueError(f"x must be a finite [N, D] matrix with N >= 2, got shape {x.shape}")
-    y = D.as_labels(labels, x.shape[0])
-    if not 0.0 <= shrinkage <= 1.0:
-        raise ValueError(f"shrinkage must be in [0, 1], got {shrinkage}")
-    mu1, mu0 = x[y].mean(axis=0), x[~y].mean(axis=0)
-    xc = np.where(y[:, None], x - mu1, x - mu0)  # [N, D] centred on the own class mean
-    cov = xc.T @ xc / max(x.shape[0] - 2, 1)  # [D, D]
-    d = x.shape[1]
-    target = np.trace(cov) / d
-    if target <= 0:
-        target = 1.0
-    reg = (1.0 - shrinkage) * cov
-    reg[np.diag_indices(d)] += shrinkage * target + 1e-9 * target
-    v = np.linalg.solve(reg, mu1 - mu0)
-    return D.make_direction(x, v, -float(v @ (mu0 + mu1)) / 2.0, labels=y, extra={"shrinkage": float(shrinkage)})
+    return D.lda_boundary(x, labels, shrinkage)
 
 
 def fit_labels(x, labels, options: SliderFitOptions = SliderFitOptions()) -> LinearDirection:

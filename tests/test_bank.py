@@ -152,3 +152,28 @@ def test_engine_view_prefers_the_svm_for_each_attribute():
     eb = to_engine_bank(Bank(generator=INFO, entries=entries))
     assert [d.method for d in eb.directions] == ["svm", "logreg", "meandiff", "pca"]
     assert eb.find("smile", None, "w").method == "svm"
+
+
+def test_build_entries_fits_ridge_and_the_editor_defaults_to_it(tmp_path):
+    """The bank's default method ('auto' = an attribute's first direction in the engine view) is the ridge fit of every
+    sample's score where the bank has one."""
+    from editor.bank import FitOptions, build_entries, to_engine_bank
+
+    rng = np.random.default_rng(6)
+    n = 600
+    z, w = rng.normal(size=(n, INFO.z_dim)), rng.normal(size=(n, INFO.w_dim))
+    ws = np.repeat(w[:, None], INFO.num_ws, axis=1)
+    truth = D.unit(rng.normal(size=INFO.w_dim))
+    scores = {"smile": 1 / (1 + np.exp(-3 * (w @ truth)))}
+    entries = build_entries(z, ws, scores, "synthetic", ["svm", "ridge", "meandiff"],
+                            [D.Space("w"), D.Space("w+", 1, 3)], FitOptions())
+    bank = Bank(generator=INFO, entries=entries)
+    ridge = bank.find("smile", "ridge", "w")
+    assert ridge.vector[0] @ truth > 0.95 and ridge.val_accuracy > 0.9
+    assert ridge.extra["fit_latents"] == "w" and ridge.extra["target"] == "normal"
+    assert np.allclose(bank.find("smile", "ridge", "w+:1-2").vector, ridge.vector)
+    loaded = load_bank(save_bank(bank, tmp_path / "b.safetensors"))
+    assert loaded.find("smile", "ridge", "w").extra["val_rank_corr"] == ridge.extra["val_rank_corr"]
+    eb = to_engine_bank(loaded)
+    assert eb.find("smile", None, "w").method == "ridge"
+    assert [d.method for d in eb.directions if d.space == "w"] == ["ridge", "svm", "meandiff"]

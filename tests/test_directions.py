@@ -222,3 +222,101 @@ def test_bad_labels_give_clear_errors():
         D.mean_difference(x, np.linspace(0, 1, 10))
     with pytest.raises(ValueError, match="Generator"):
         D.linear_svm(x, np.arange(10.0), rng=0)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The scikit-learn fits and the continuous-score methods
+
+
+def _anisotropic_scores(rng, n=2000, dim=64, slope=1.4):
+    """Latents with a steep spectrum (like a trained W) and a probability score along a planted direction."""
+    q, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    lam = (1.0 + np.arange(dim)) ** -slope
+    x = (rng.normal(size=(n, dim)) * np.sqrt(lam * dim / lam.sum())) @ q.T
+    truth = D.unit(rng.normal(size=dim))
+    t = x @ truth
+    t = t / t.std()
+    return x, 1 / (1 + np.exp(-(4 * t + rng.normal(size=n)))), truth
+
+
+def test_svm_intercept_is_not_shrunk():
+    """liblinear penalises the intercept like a weight; the fit must not. A hard-margin SVM (C large) on a separable
+    set puts the boundary half-way between the classes (equal margins on both sides), and moving every latent far
+    from the origin changes only the intercept (a penalised intercept tilts the normal there instead)."""
+    rng = np.random.default_rng(10)
+    pos = np.c_[rng.uniform(1, 3, 50), rng.normal(size=50)]
+    neg = np.c_[rng.uniform(-2, 0, 50), rng.normal(size=50)]
+    x, y = np.vstack([pos, neg]), np.r_[np.ones(50, bool), np.zeros(50, bool)]
+    shift = np.array([1000.0, -500.0])
+    fits = [D.svm_boundary(x, y, c=1e4), D.svm_boundary(x + shift, y, c=1e4)]
+    for d, xx in zip(fits, (x, x + shift)):
+        side = xx @ d.vector + d.intercept
+        assert d.train_accuracy == 1.0
+        assert abs(side[y].min() + side[~y].max()) < 1e-3  # equal margins
+        assert side[y].min() > 0.6  # the gap is about 1.3 wide
+    assert np.allclose(fits[0].vector, fits[1].vector, atol=1e-5)
+    assert np.isclose(fits[1].intercept, fits[0].intercept - fits[1].vector @ shift, atol=1e-3)
+
+
+def test_lda_boundary_is_the_shrunk_fisher_discriminant():
+    rng = np.random.default_rng(11)
+    x, y, _ = _correlated_logistic(rng, n=600, dim=8)
+    for shrinkage in (0.0, 0.3, 1.0):
+        d = D.lda_boundary(x, y, shrinkage)
+        mu1, mu0 = x[y].mean(axis=0), x[~y].mean(axis=0)
+        xc = np.where(y[:, None], x - mu1, x - mu0)
+        s = xc.T @ xc / len(x)
+        s = (1 - shrinkage) * s + shrinkage * np.trace(s) / 8 * np.eye(8)
+        v = D.unit(np.linalg.solve(s, mu1 - mu0))
+        assert _cos(d.vector, v) > 1 - 1e-10 and d.vector @ v > 0
+        assert np.isclose(d.intercept, -d.vector @ (mu0 + mu1) / 2)  # half-way between the class means
+    assert _cos(D.lda_boundary(x, y, 1.0).vector, D.mean_difference(x, y).vector) > 1 - 1e-10
+
+
+def test_ridge_uses_every_score_and_beats_the_confident_share_svm_on_anisotropic_latents():
+    rng = np.random.default_rng(12)
+    x, s, truth = _anisotropic_scores(rng)
+    ridge = D.fit_scores(D.ridge_regression, x, s, np.random.default_rng(0))
+    svm = D.linear_svm(x, s, np.random.default_rng(0))
+    assert ridge.vector @ truth > 0.97
+    assert ridge.vector @ truth > svm.vector @ truth + 0.05
+    # Validation numbers comparable with the SVM's (held-out confident extremes) plus the continuous ones.
+    assert ridge.val_accuracy > 0.97 and ridge.extra["val_rank_corr"] > 0.9
+    assert ridge.extra["n_train"] + ridge.extra["n_val"] == len(s) and ridge.n_samples == ridge.extra["n_train"]
+    assert np.isclose(ridge.sigma, np.std(x @ ridge.vector))
+    # The boundary sits where the predicted score crosses 0.5 (the planted world is symmetric around it).
+    assert ridge.extra["threshold"] == 0.5 and ridge.extra["val_accuracy_all"] > 0.85
+    assert 0.0 < ridge.extra["alpha"] < max(D.RIDGE_ALPHAS)
+
+
+def test_ridge_normal_scores_ignore_the_score_scale_and_skip_unlabelled():
+    rng = np.random.default_rng(13)
+    x, s, truth = _anisotropic_scores(rng, n=800, dim=16)
+    logit = np.log(s / (1 - s))
+    a = D.ridge_regression(x, s)
+    b = D.ridge_regression(x, 3.0 * logit + 7.0)  # any increasing function: the same rank-based target
+    assert np.allclose(a.vector, b.vector)
+    raw = D.ridge_regression(x, s, target="raw")
+    assert raw.vector @ truth > 0.9 and not np.allclose(raw.vector, a.vector)
+    # 0/1 labels: ridge on normal scores is the (ridge-shrunk) Fisher discriminant.
+    y = s > 0.5
+    assert _cos(D.ridge_regression(x, y.astype(float)).vector, D.lda_boundary(x, y, 0.0).vector) > 0.999
+    # Unlabelled (NaN) samples are skipped; the same generator seed gives the same fit.
+    holes = s.copy()
+    holes[::4] = np.nan
+    d1 = D.fit_scores(D.ridge_regression, x, holes, np.random.default_rng(3))
+    d2 = D.fit_scores(D.ridge_regression, x, holes, np.random.default_rng(3))
+    assert d1.extra["n_train"] + d1.extra["n_val"] == 600 and np.array_equal(d1.vector, d2.vector)
+    with pytest.raises(ValueError, match="NaN"):
+        D.ridge_regression(x, holes)
+    with pytest.raises(ValueError, match="all scores are equal"):
+        D.ridge_regression(x, np.ones(len(x)))
+    with pytest.raises(ValueError, match="target"):
+        D.ridge_regression(x, s, target="logit")
+
+
+def test_score_threshold_and_normal_scores():
+    assert D.score_threshold([0.1, 0.9, 0.2]) == 0.5
+    assert D.score_threshold([-3.0, 1.0, 2.0, np.nan]) == 1.0
+    z = D.normal_scores([3.0, 1.0, 2.0, 2.0])
+    assert z[1] < z[2] == z[3] < z[0] and np.isclose(z.sum(), 0.0)

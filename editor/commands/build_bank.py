@@ -8,7 +8,7 @@ EXAMPLES = """  python -m editor build-bank --model random:small --n 1000 --labe
   python -m editor build-bank --model demo --n 5000 --labeler toon --spaces z,w,coarse,middle,fine
   python -m editor build-bank --model demo --samples samples/demo --labeler manual:my_labels.csv --methods svm,logreg"""
 
-ALL_METHODS = "meandiff,logreg,svm,mahalanobis,shrink,pca,sefa"
+ALL_METHODS = "ridge,meandiff,logreg,svm,mahalanobis,shrink,pca,sefa"
 
 
 def add_arguments(parser) -> None:
@@ -83,7 +83,7 @@ def run(args) -> int:
 
     from tqdm import tqdm
 
-    from editor.bank import METHODS, Bank, FitOptions, build_entries, generator_info, save_bank
+    from editor.bank import ENGINE_METHOD_ORDER, METHODS, Bank, FitOptions, build_entries, generator_info, save_bank
     from editor.checkpoints import load_generator
     from editor.commands._util import resolve_device
     from editor.commands.sample import open_and_fill
@@ -129,7 +129,8 @@ def run(args) -> int:
     print(f"wrote {bank_path}: {len(entries)} directions ({len(bank.attributes)} attributes x methods x spaces) "
           f"from {len(samples.seeds)} samples in {args.out}; sampling+labelling {t1 - t0:.1f} s, fitting "
           f"{t2 - t1:.1f} s")
+    default = next((m for m in ENGINE_METHOD_ORDER if m in methods), None)  # the editor's 'auto' method
     for e in entries:
-        if e.val_accuracy is not None and e.method == "svm" and e.space.kind == "w":
+        if e.val_accuracy is not None and e.method == default and e.space.kind == "w":
             print(f"  {e.name:40s} val acc {e.val_accuracy:.3f}  sigma {e.sigma:.3f}")
     return 0
