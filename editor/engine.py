@@ -531,17 +531,12 @@ class Engine:
                        layers: tuple[int, int] | None = None) -> str | None:
         """Why a slider of `attribute` cannot edit with these settings (no direction of that method, or none that
         acts on those layers), or None when it can. The app disables such sliders before they are moved."""
+        settings = EditState(None, (), method, space, layers if space == "w+" else None, ())  # type: ignore[arg-type]
         try:
-            probe = EditState(self._probe_latent(), (), method, space, layers if space == "w+" else None, ())
-            self._layer_mask(probe, self.choose(probe, attribute))
+            self._layer_mask(settings, self.choose(settings, attribute))
         except ValueError as exc:
             return str(exc)
         return None
-
-    def _probe_latent(self) -> Latent:
-        zero = np.zeros((self.num_ws, self.w_dim), np.float32)
-        zero.flags.writeable = False
-        return Latent(ws=zero, key="probe")
 
     def direction_delta(self, state: EditState, attribute: str) -> torch.Tensor:
         """The ws offset of one slider unit (one sigma) of `attribute` under the state's method, space, layers and

@@ -110,6 +110,13 @@ def test_bad_edits_give_clear_errors_and_app_keeps_serving(client, edits, messag
     assert client.predict(2, 0.7, api_name="/sample")[1]  # still serving
 
 
+def test_method_the_slider_lacks_is_an_error_not_another_methods_image(client):
+    _, recipe = client.predict(1, 0.7, api_name="/sample")
+    with pytest.raises(Exception, match="slider 'age' has no 'pca' direction"):
+        client.predict(recipe, '{"age": 1}', "pca", "", "", False, api_name="/edit")
+    assert client.predict(recipe, '{"smile": 1}', "pca", "middle", "", False, api_name="/edit")[1]
+
+
 def test_bad_recipes_and_files(client, engine, tmp_path):
     with pytest.raises(Exception, match="not valid JSON"):
         client.predict("{broken", "", "", "", "", False, api_name="/edit")

@@ -46,12 +46,12 @@ class SlowPreviewEngine(Engine):
 
 def slow_engine():
     """The tiny generator; its bank has the synthetic W directions plus W+ directions fitted on the coarse and
-    middle layers only, as build-bank makes them (so 'fine' leaves a W+-only slider without a direction)."""
+    middle layers only (so 'fine', layer 7 of 8, leaves that slider without a direction)."""
     G = tiny_generator()
     bank = synthetic_bank(G.num_ws, G.w_dim)
     rng = np.random.default_rng(1)
     extra = (Direction("pose", rng.standard_normal(G.w_dim), sigma=1.0, method="svm", space="w+", layers=(0, 4)),
-             Direction("pose", rng.standard_normal(G.w_dim), sigma=1.0, method="svm", space="w+", layers=(4, 8)))
+             Direction("pose", rng.standard_normal(G.w_dim), sigma=1.0, method="svm", space="w+", layers=(4, 6)))
     bank = EditBank(bank.directions + extra, bank.bank_id, bank.description)
     return SlowPreviewEngine(G, bank, config=EngineConfig(preview_resolution=16), model_name="tiny random")
 
@@ -246,3 +246,36 @@ def test_browser_candidates_and_mixing(page, served):
     wait_src_change(page, picked)
     assert "mix of" in page.locator("#status").inner_text()
     assert page.locator(".toast-body").count() == 0  # no error messages were shown
+
+
+def slider_enabled(page, name: str) -> bool:
+    return page.locator(f"#{app.slider_id(name)} input[type=range]").is_enabled()
+
+
+def test_sliders_that_cannot_act_are_disabled_before_they_are_moved(page, served):
+    if os.environ.get("EDITOR_TEST_MODEL"):
+        pytest.skip("uses the tiny test engine's bank")
+    names = served[1].bank.attributes
+    assert all(slider_enabled(page, n) for n in names)  # the defaults work for every slider
+    page.locator(f"#{app.slider_id('pose')} input[type=number]").fill("2")
+    wait_for_after(page, full_render(served, {"pose": 2.0}), "pose in W")
+    page.locator("#space label", has_text="w+").click()  # W+ with the default preset 'middle': still every slider
+    wait_for_after(page, full_render(served, {"pose": 2.0}, space="w+", layers=(4, 8)), "pose on middle layers")
+    assert all(slider_enabled(page, n) for n in names)
+    page.locator("#layer-preset label", has_text="fine").click()  # layer 7: pose's directions act on 0-5 only
+    page.wait_for_function(f"() => document.querySelector('#{app.slider_id('pose')} input[type=range]').disabled")
+    pose = page.locator(f"#{app.slider_id('pose')}")
+    assert "acts only on layers" in pose.inner_text()
+    assert slider_value(page, "pose") == 0.0  # the edit it can no longer make is undone, and the status says so
+    assert "pose set to 0" in page.locator("#status").inner_text()
+    assert all(slider_enabled(page, n) for n in names if n != "pose")
+    wait_for_after(page, full_render(served, {}, space="w+", layers=(7, 8)), "fine without pose")
+    # a method a slider does not have disables it with the reason (never another method's image)
+    page.locator("#layer-preset label", has_text="middle").click()
+    page.wait_for_function(f"() => !document.querySelector('#{app.slider_id('pose')} input[type=range]').disabled")
+    page.locator("#method input").click()
+    page.get_by_role("option", name="pca", exact=True).click()
+    page.wait_for_function(f"() => document.querySelector('#{app.slider_id('age')} input[type=range]').disabled")
+    assert "has no 'pca' direction" in page.locator(f"#{app.slider_id('age')}").inner_text()
+    assert slider_enabled(page, "smile")  # the test bank has a pca direction for smile
+    assert page.locator(".toast-body").count() == 0

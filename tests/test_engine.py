@@ -278,3 +278,54 @@ def test_add_directions_at_run_time():
     assert not np.array_equal(engine.render(EditState.create(lat, {"smile": 1.0})), old)
     with pytest.raises(ValueError, match="has shape"):
         engine.add_directions([Direction("bad", np.ones(3))])
+
+
+def build_bank_like(num_ws: int, w_dim: int) -> EditBank:
+    """A bank shaped like build-bank's: per attribute and method a W direction and W+ directions fitted on the
+    coarse, middle and fine layers; unlabelled components with method 'pca' only."""
+    rng = np.random.default_rng(4)
+    dirs = []
+    for name, methods in (("smiling", ("svm", "logreg")), ("age", ("svm", "logreg")), ("pc0", ("pca",))):
+        for m in methods:
+            dirs.append(Direction(name, rng.standard_normal(w_dim), method=m, space="w"))
+            for preset in ("coarse", "middle", "fine"):
+                dirs.append(Direction(name, rng.standard_normal((num_ws, w_dim)), method=m, space="w+",
+                                      layers=layer_preset(preset, num_ws)))
+    return EditBank(tuple(dirs))
+
+
+def test_every_preset_works_for_every_slider_and_methods_are_never_swapped():
+    G = tiny_generator()
+    engine = Engine(G, build_bank_like(G.num_ws, G.w_dim))
+    lat = engine.sample(1)
+    for preset in ("coarse", "middle", "fine"):
+        layers = layer_preset(preset, engine.num_ws)
+        for name in engine.bank.attributes:
+            assert engine.slider_problem(name, None, "w+", layers) is None
+        state = EditState.create(lat, {"smiling": 2.0, "pc0": 1.0}, space="w+", layers=layers, locked=["age"])
+        d = engine.choose(state, "smiling")
+        assert (d.method, d.space, d.layers) == ("svm", "w+", layers)  # the direction fitted on those layers
+        moved = np.abs(engine.edited_ws(state).numpy() - lat.ws).sum(axis=1)
+        assert (moved[layers[0]:layers[1]] > 0).all() and moved[:layers[0]].sum() == moved[layers[1]:].sum() == 0
+    # a custom range no direction was fitted on: the W direction, applied on those layers
+    assert engine.choose(EditState.create(lat, space="w+", layers=(2, 6)), "age").space == "w"
+    # a method the slider does not have is an error that says which it has, never another method's direction
+    assert "has no 'pca' direction (it has: svm, logreg)" in engine.slider_problem("smiling", "pca")
+    assert "has no 'svm' direction" in engine.slider_problem("pc0", "svm")
+    with pytest.raises(ValueError, match="no 'pca' direction"):
+        engine.render(EditState.create(lat, {"smiling": 1.0}, method="pca"))
+    assert engine.choose(EditState.create(lat, method="logreg"), "smiling").method == "logreg"
+    # a lock keeps its attribute with the best direction it has when it lacks the chosen method
+    locked = EditState.create(lat, {"pc0": 1.0}, method="pca", locked=["smiling"])
+    assert abs(engine.direction_delta(locked, "pc0").double().numpy()[0]
+               @ engine.choose(EditState.create(lat), "smiling").unit(engine.num_ws, engine.w_dim)[0]) < 1e-4
+
+
+def test_slider_problem_names_the_layers_a_direction_acts_on():
+    G = tiny_generator()
+    rng = np.random.default_rng(3)
+    engine = Engine(G, EditBank((Direction("pose", rng.standard_normal(G.w_dim), space="w+", layers=(0, 2)),)))
+    assert engine.slider_problem("pose") is None  # W: it acts on its own layers
+    assert engine.slider_problem("pose", None, "w+", (0, 4)) is None
+    problem = engine.slider_problem("pose", None, "w+", (4, 8))
+    assert "acts only on layers 0-1" in problem and "4-7" in problem

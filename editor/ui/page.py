@@ -132,8 +132,10 @@ class EditControls:
             for half in (names[0::2], names[1::2]):
                 with gr.Column(min_width=220):
                     for n in half:
+                        problem = self.engine.slider_problem(n)  # with the default settings (auto, W)
                         self.sliders[n] = gr.Slider(-SLIDER_LIMIT, SLIDER_LIMIT, value=0.0, step=0.1,
-                                                    label=f"{n} (σ)", elem_id=slider_id(n))
+                                                    label=f"{n} (σ)", elem_id=slider_id(n),
+                                                    interactive=problem is None, info=_problem_note(problem))
 
     @property
     def names(self) -> list[str]:
@@ -526,4 +528,5 @@ def ctl_names_for_walk(engine: Engine) -> list[str]:
 
 
 def _problem_note(problem: str | None) -> str | None:
-    return None if problem is None else f"⛔ unavailable: {problem}"
+    """A slider's note when it cannot act: the engine's reason without the slider's own name."""
+    return None if problem is None else "⛔ " + re.sub(r"^slider '[^']*' ", "", problem)
