@@ -4,6 +4,7 @@
     PYTHONPATH=. python benchmarks/bench_custom_sliders.py words --dim 128 --emb 512
     PYTHONPATH=. python benchmarks/bench_custom_sliders.py words --clip-text --methods lda  # + ViT-B-32 text
     PYTHONPATH=. python benchmarks/bench_custom_sliders.py clicks           # simulated clicks in the toon world
+    PYTHONPATH=. python benchmarks/bench_custom_sliders.py clicks --world demo   # on the bundled demo generator
     PYTHONPATH=. python benchmarks/bench_custom_sliders.py clip-embed       # CLIP encoding cost (random ViT-B-32)
 
 words: synthetic image embeddings [N, E] carrying a planted attribute (w·u, a hidden unit direction in an anisotropic
@@ -18,6 +19,9 @@ dimension). For each binary attribute the fully supervised direction (logistic r
 all pool labels) sets the target; a `ClickSession` then answers its grids from the ground truth. Reported: the test
 accuracy of the full direction and how many clicks reach 90 / 95 / 98 % of it, active (least-certain grids) vs
 random grids, median over --repeats seeds. Prints JSON lines.
+With --world MODEL (a generator distilled from the toon world, e.g. the bundled demo) the pool is the generator's
+own W latents of seeds 0.. (z = RandomState(seed).randn, psi 1) and the clicks answer with the truth of T(z) (what
+the faces show, as far as the generator draws T(z) faithfully: bench_demo_model measures that).
 """
 
 from __future__ import annotations
@@ -94,6 +98,24 @@ def toon_world(n: int, dim: int, seed: int = 0):
     return x, {a: np.asarray(v) for a, v in truth.items()}
 
 
+def generator_world(model: str, n: int):
+    """(w [n, w_dim] of a distilled generator for seeds 0..n-1, {attribute: [n] bool truth of T(z)})."""
+    import torch
+
+    from editor.checkpoints import load_generator, resolve_source
+    from editor.labelers import TruthLabeler
+    from editor.samples import z_from_seeds
+
+    G = load_generator(model)
+    truth_labeler = TruthLabeler.for_model(resolve_source(model))
+    seeds = list(range(n))
+    z = z_from_seeds(seeds, G.z_dim)
+    with torch.no_grad():
+        w = G.mapping(torch.from_numpy(z), None)[:, 0].double().numpy()
+    scores = truth_labeler(None, seeds)
+    return w, {a: scores[a] > 0.5 for a in ATTRS}
+
+
 def clicks_to_reach(acc_curve, target):
     for clicks, acc in acc_curve:
         if acc >= target:
@@ -105,7 +127,10 @@ def bench_clicks(args) -> None:
     from editor.bank import one_blas_thread
     from editor.custom_sliders import ClickOptions, ClickSession, SliderFitOptions, fit_labels
 
-    x_all, truth_all = toon_world(args.n + args.test, args.dim, seed=0)
+    if args.world:
+        x_all, truth_all = generator_world(args.world, args.n + args.test)
+    else:
+        x_all, truth_all = toon_world(args.n + args.test, args.dim, seed=0)
     pool, test = slice(0, args.n), slice(args.n, args.n + args.test)
     fit = SliderFitOptions(method=args.click_method)
     for attr in args.attributes.split(","):
@@ -113,8 +138,8 @@ def bench_clicks(args) -> None:
         with one_blas_thread():
             full = fit_labels(x_all[pool], y[pool], SliderFitOptions(method="logreg"))
         full_acc = float(np.mean((x_all[test] @ full.vector + full.intercept > 0) == y[test]))
-        result = {"bench": "clicks", "attribute": attr, "positive_rate": round(float(y[pool].mean()), 3),
-                  "pool": args.n, "w_dim": args.dim, "full_supervised_acc": round(full_acc, 4), "grid": args.grid}
+        result = {"bench": "clicks", "world": args.world or "simulated", "attribute": attr, "positive_rate": round(float(y[pool].mean()), 3),
+                  "pool": args.n, "w_dim": int(x_all.shape[1]), "full_supervised_acc": round(full_acc, 4), "grid": args.grid}
         for strategy in ("uncertain", "random"):
             reach = {f: [] for f in (0.9, 0.95, 0.98)}
             finals = []
@@ -176,6 +201,7 @@ def main() -> None:
     p.add_argument("--grid", type=int, default=8, help="samples per round (clicks)")
     p.add_argument("--max-clicks", type=int, default=200)
     p.add_argument("--click-method", default="logreg")
+    p.add_argument("--world", default=None, help="clicks: a distilled generator (e.g. demo) instead of the simulation")
     p.add_argument("--attributes", default=",".join(ATTRS))
     p.add_argument("--batch", type=int, default=16, help="images (clip-embed)")
     p.add_argument("--clip-text", action="store_true", help="words: encode prompts with ViT-B-32 (random weights)")
