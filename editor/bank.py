@@ -39,7 +39,8 @@ METHODS = LINEAR_METHODS + GAUSSIAN_METHODS
 # ridge first: on latent worlds with a planted score direction it recovers the direction better than InterFaceGAN's
 # confident-share SVM, for continuous scores and for 0/1 labels (docs/directions.md, "Which method by default").
 # Banks built before ridge existed fall back to the SVM.
-ENGINE_METHOD_ORDER = ("ridge", "svm", "logreg", "lda", "meandiff", "pca", "sefa")
+DEFAULT_METHOD = "ridge"
+ENGINE_METHOD_ORDER = (DEFAULT_METHOD, "svm", "logreg", "lda", "meandiff", "pca", "sefa")
 
 
 @dataclass(frozen=True)
