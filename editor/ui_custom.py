@@ -172,17 +172,7 @@ def add_custom_slider_tab(backend: CustomSliderBackend, state=None) -> None:
     latent is the preview face), or None (seed 0)."""
     import gradio as gr
 
-    def guard(fn):
-        import functools
-
-        @functools.wraps(fn)
-        def wrapped(*args):
-            try:
-                return fn(*args)
-            except (ValueError, KeyError, TypeError, RuntimeError, FileNotFoundError) as exc:
-                raise gr.Error(str(exc), print_exception=False) from None
-
-        return wrapped
+    from editor.ui.common import api_guard as guard  # user errors as messages, bugs logged with a traceback
 
     def base_of(st):
         return None if st is None else np.asarray(st.latent.ws)

@@ -183,7 +183,30 @@ def test_projector_seam(engine, tmp_path):
         assert state.latent.key == target.key
         bad = tmp_path / "bad.png"
         bad.write_bytes(b"not an image")
-        with pytest.raises(Exception, match="is not an image"):
+        with pytest.raises(Exception, match="is not an image") as err:
             c.predict(gradio_client.handle_file(str(bad)), api_name="/project")
+        assert "bad.png" in str(err.value) and "/tmp" not in str(err.value)  # the file's name, not the server path
+    finally:
+        demo.close()
+
+
+def test_programming_errors_are_logged_not_shown(engine, tmp_path, caplog):
+    """A bug (here a TypeError in the projector) reaches the client as a generic message; the log has the traceback."""
+
+    def broken_projector(photo, progress):
+        return photo + "oops"  # TypeError: a bug, not bad input
+
+    demo = app.build_demo(engine, projector=broken_projector)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        c = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path))
+        photo = tmp_path / "photo.png"
+        Image.new("RGB", (40, 30), (200, 150, 120)).save(photo)
+        with caplog.at_level("ERROR", logger="editor.ui"):
+            with pytest.raises(Exception, match="internal error") as err:
+                c.predict(gradio_client.handle_file(str(photo)), api_name="/project")
+        assert "TypeError" not in str(err.value) and "oops" not in str(err.value)
+        assert any(r.exc_info and issubclass(r.exc_info[0], TypeError) for r in caplog.records)
     finally:
         demo.close()

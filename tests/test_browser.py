@@ -279,3 +279,52 @@ def test_sliders_that_cannot_act_are_disabled_before_they_are_moved(page, served
     assert "has no 'pca' direction" in page.locator(f"#{app.slider_id('age')}").inner_text()
     assert slider_enabled(page, "smile")  # the test bank has a pca direction for smile
     assert page.locator(".toast-body").count() == 0
+
+
+def no_error_badges(page) -> bool:
+    """No Gradio error toast and no component showing an error state."""
+    return page.locator(".toast-body").count() == 0 and page.locator(".error").count() == 0
+
+
+def test_bad_recipe_file_gives_one_message_in_place(page, served, tmp_path):
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    page.locator("#tab-open-button").click()
+    page.locator("#recipe-upload input[type=file]").set_input_files(str(corrupt))
+    page.wait_for_function("() => document.querySelector('#recipe-msg').innerText.includes('not a readable PNG')")
+    assert no_error_badges(page)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    page.reload()  # a fresh session: the file box is empty again
+    page.wait_for_selector("#after-image img")
+    page.locator("#tab-open-button").click()
+    page.locator("#recipe-upload input[type=file]").set_input_files(str(notes))
+    page.wait_for_function("() => document.querySelector('#recipe-msg').innerText.includes('expected a PNG')")
+    msg = page.locator("#recipe-msg").inner_text()
+    assert "notes.txt" in msg and "/tmp" not in msg and no_error_badges(page)
+    before = after_src(page)
+    page.locator("#tab-face-button").click()
+    page.locator("#seed input").fill("123")
+    page.locator("#sample-btn").click()
+    wait_src_change(page, before)
+    assert "seed 123" in page.locator("#status").inner_text()
+
+
+def test_non_image_photo_gets_a_message(page, served, tmp_path):
+    notes = tmp_path / "holiday.jpg"
+    notes.write_text("this is not a photo")
+    page.locator("#tab-photo-button").click()
+    page.locator("#photo-upload input[type=file]").set_input_files(str(notes))
+    page.wait_for_function("() => document.querySelector('#photo-msg').innerText.includes('not an image')")
+    msg = page.locator("#photo-msg").inner_text()
+    assert "holiday.jpg" in msg and "/tmp" not in msg and "gradio" not in msg
+    assert no_error_badges(page)
+    photo = tmp_path / "face.png"
+    Image.new("RGB", (64, 48), (200, 150, 120)).save(photo)
+    page.reload()
+    page.wait_for_selector("#after-image img")
+    page.locator("#tab-photo-button").click()
+    page.locator("#photo-upload input[type=file]").set_input_files(str(photo))
+    page.locator("#photo-view img").wait_for()
+    assert "64×48" in page.locator("#photo-msg").inner_text() or "not available" in page.locator(
+        "#photo-msg").inner_text()

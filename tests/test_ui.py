@@ -82,3 +82,13 @@ def test_for_display_upscales_small_images_only():
     assert big.shape == (384, 384, 3) and big.dtype == np.uint8
     large = np.zeros((512, 512, 3), np.uint8)
     assert for_display(large) is large
+
+
+def test_api_reads_only_uploaded_files(tmp_path):
+    from editor.ui.api import uploaded_path
+
+    for path in ("/etc/hostname", str(tmp_path / "x.png"), "../../etc/passwd"):
+        with pytest.raises(ValueError, match="send the file itself"):
+            uploaded_path({"path": path, "meta": {"_type": "gradio.FileData"}})
+    with pytest.raises(ValueError, match="send a file"):
+        uploaded_path(None)

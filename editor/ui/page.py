@@ -231,8 +231,8 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
                         more_btn = gr.Button("More candidates", size="sm")
                         candidate_seeds = gr.State([])
                     with gr.Tab("Photo", elem_id="tab-photo"):
-                        photo_file = gr.File(label="Photo (JPEG, PNG, WebP, ...)", file_types=["image"],
-                                             elem_id="photo-upload")
+                        # no file_types: the handler checks the file and says what is wrong in photo_msg
+                        photo_file = gr.File(label="Photo (JPEG, PNG, WebP, ...)", elem_id="photo-upload")
                         photo_msg = gr.Markdown("" if projector is not None else f"ℹ️ {service.PROJECTOR_MISSING}",
                                                 elem_id="photo-msg", elem_classes="message-line")
                         photo_view = gr.Image(label="Your photo", interactive=False, height=240,
@@ -245,7 +245,7 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
                         pasted = gr.Image(label="Edited photo", interactive=False, format="png")
                     with gr.Tab("Recipe", elem_id="tab-open"):
                         recipe_file = gr.File(label="PNG exported by the editor, latent .npz or recipe .json",
-                                              file_types=[".png", ".npz", ".json"], elem_id="recipe-upload")
+                                              elem_id="recipe-upload")
                         recipe_msg = gr.Markdown("", elem_id="recipe-msg", elem_classes="message-line")
                     with gr.Tab("Mix", elem_id="tab-mix"):
                         with gr.Row():
