@@ -35,6 +35,7 @@ from editor.recipe import (
     gif_bytes,
     latent_npz_bytes,
     png_bytes,
+    png_size,
     read_latent_npz,
     read_png_recipe,
     recipe_to_state,
@@ -186,13 +187,43 @@ def read_photo(path: str | Path) -> np.ndarray:
     """A photo file as [H, W, 3] uint8 RGB, upright (EXIF orientation applied); ValueError when it is not a
     readable image or is too large: `editor.align.load_image` reads the size from the header and refuses more than
     `align.MAX_PIXELS` before decoding. Messages name the file, never the folder it is in."""
-    from editor.align import ImageError, load_image
+    from editor.align import MAX_PIXELS, ImageError, load_image
 
     path = Path(path)
+    size = photo_size(path)
+    if size == (0, 0) or (size is not None and size[0] * size[1] > MAX_PIXELS):
+        shown = "more than 179 million" if size == (0, 0) else f"{size[0]}x{size[1]}"
+        raise ImageError(f"the photo {path.name!r} is {shown} pixels; the limit is {MAX_PIXELS // 10**6} million. "
+                         "Downscale it first.")
     try:
         return load_image(str(path))
     except ImageError as exc:
         raise ImageError(str(exc).replace(str(path), f"the photo {path.name!r}")) from None
+
+
+def photo_size(path: str | Path) -> tuple[int, int] | None:
+    """(width, height) from an image file's header, without decoding it: (0, 0) when Pillow refuses to even open
+    it as a decompression bomb, None when it is not an image Pillow knows (the decoder then says what is wrong)."""
+    import warnings
+
+    from PIL import Image
+
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        try:
+            return png_size(head)
+        except ValueError:
+            return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as im:
+                return im.size
+        except Image.DecompressionBombError:
+            return (0, 0)
+        except Exception:  # not an image, or a broken one: load_image gives the message
+            return None
 
 
 def downscale(image: np.ndarray, max_side: int) -> np.ndarray:

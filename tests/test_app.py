@@ -1,6 +1,7 @@
 """The Gradio app (app.py): built without launching, then its named API endpoints through gradio_client against an
 in-process server on 127.0.0.1."""
 
+import io
 import json
 import socket
 import threading
@@ -210,3 +211,133 @@ def test_programming_errors_are_logged_not_shown(engine, tmp_path, caplog):
         assert any(r.exc_info and issubclass(r.exc_info[0], TypeError) for r in caplog.records)
     finally:
         demo.close()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Hostile input: bounded memory and the app's own message
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def huge_png(path, side: int, real: bool) -> None:
+    """An RGB PNG of side x side pixels; real=False writes only the header's claim (one tiny IDAT), real=True a
+    valid image of black rows (compressed ~1000:1, so a 13000 px one is ~0.5 MB on disk and 507 MB decoded)."""
+    import struct
+    import zlib
+
+    header = png_chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
+    if real:
+        comp, row, parts = zlib.compressobj(9), b"\0" * (1 + 3 * side), []
+        for _ in range(side):
+            parts.append(comp.compress(row))
+        parts.append(comp.flush())
+        data = b"".join(parts)
+    else:
+        data = zlib.compress(b"\0" * 64)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + header + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b""))
+
+
+def npz_with(path, name: str, header_shape: tuple, data: bytes = b"", declared_bytes: int | None = None) -> None:
+    """A zip with one .npy member `name` whose header claims `header_shape` float32 values; the member holds the
+    header and `data`, or (declared_bytes) that many zero bytes, deflated (a zip bomb)."""
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": header_shape})
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+            f.write(header.getvalue())
+            if declared_bytes:
+                chunk = b"\0" * 2**24
+                for _ in range(declared_bytes // len(chunk)):
+                    f.write(chunk)
+            f.write(data)
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+@pytest.fixture(scope="module")
+def photo_client(engine, tmp_path_factory):
+    """An app whose projector returns a fixed face, so /project reads and checks the photo file."""
+    target = engine.sample(9)
+
+    def fake_projector(photo, progress):
+        return service.Projection(aligned=np.asarray(photo)[:16, :16], ws=np.array(target.ws))
+
+    demo = app.build_demo(engine, projector=fake_projector)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False,
+                                   download_files=str(tmp_path_factory.mktemp("photo-downloads")))
+    finally:
+        demo.close()
+
+
+def test_png_declaring_50000_pixels_a_side(client, photo_client, tmp_path):
+    bomb = tmp_path / "bomb.png"
+    huge_png(bomb, 50000, real=False)
+    with pytest.raises(Exception, match="declares 50000x50000 pixels"):
+        client.predict(gradio_client.handle_file(str(bomb)), api_name="/open_recipe")
+    with pytest.raises(Exception, match="is 50000x50000 pixels; the limit is 64 million") as err:
+        photo_client.predict(gradio_client.handle_file(str(bomb)), api_name="/project")
+    assert "bomb.png" in str(err.value) and "/tmp" not in str(err.value)
+
+
+def test_13000_px_png_is_refused_from_its_header(client, photo_client, tmp_path):
+    big = tmp_path / "big.png"
+    huge_png(big, 13000, real=True)  # 507 MB if decoded
+    rss = peak_rss_mb()
+    with pytest.raises(Exception, match="13000x13000 pixels"):
+        photo_client.predict(gradio_client.handle_file(str(big)), api_name="/project")
+    with pytest.raises(Exception, match="declares 13000x13000 pixels"):  # the recipe opener never decodes pixels
+        client.predict(gradio_client.handle_file(str(big)), api_name="/open_recipe")
+    assert peak_rss_mb() - rss < 300  # neither decoded the 507 MB of pixels
+    assert photo_client.predict(2, 0.7, api_name="/sample")[1]  # still serving
+
+
+def test_npz_zip_bomb_and_huge_header(client, tmp_path):
+    bomb = tmp_path / "bomb.npz"
+    npz_with(bomb, "ws", (2**28,), declared_bytes=2**30)  # 1 GiB of zeros
+    assert bomb.stat().st_size < 2 * 2**20
+    rss = peak_rss_mb()
+    with pytest.raises(Exception, match="declares 1,073,741,"):
+        client.predict(gradio_client.handle_file(str(bomb)), api_name="/open_recipe")
+    assert peak_rss_mb() - rss < 300
+    claim = tmp_path / "claim.npz"
+    npz_with(claim, "ws", (10**12,), data=b"\0" * 64)
+    with pytest.raises(Exception, match=r"declares shape \(1000000000000,\)"):
+        client.predict(gradio_client.handle_file(str(claim)), api_name="/open_recipe")
+
+
+@pytest.mark.parametrize("recipe, message", [
+    ({"latent": {"seed": 1e400}}, "latent.seed must be a whole number"),
+    ({"latent": {"seed": 1.5}}, "latent.seed must be a whole number"),
+    ({"latent": {"seed": 1}, "edit": {"space": "w+", "layers": [1e400, 2]}}, "edit.layers must be a whole number"),
+])
+def test_overflowing_recipes(client, tmp_path, recipe, message):
+    text = json.dumps(recipe)  # 1e400 is written as Infinity, which Python's JSON reads back
+    with pytest.raises(Exception, match=message):
+        client.predict(text.replace("Infinity", "1e400"), "", "", "", "", False, api_name="/edit")
+    path = tmp_path / "recipe.json"
+    path.write_text(text.replace("Infinity", "1e400"))
+    with pytest.raises(Exception, match=message):
+        client.predict(gradio_client.handle_file(str(path)), api_name="/open_recipe")
+
+
+def test_export_steps_are_checked_not_defaulted(client):
+    _, recipe = client.predict(1, 0.7, api_name="/sample")
+    for steps, message in ((0, r"steps must be in \[2, 240\] frames, got 0"), (10**6, "got 1000000")):
+        with pytest.raises(Exception, match=message):
+            client.predict(recipe, "gif", "smile", -2, 2, steps, api_name="/export")
+    gif = client.predict(recipe, "gif", "smile", -2, 2, api_name="/export")  # not given: the default, 24 frames
+    assert Image.open(gif).n_frames == 2 * 24 - 2
