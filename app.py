@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"notice: {n}")
     print(f"model {card.source} ({engine.resolution} px, previews {engine.preview_resolution} px), "
           f"bank {engine.bank.bank_id} ({len(engine.bank.attributes)} sliders)")
-    from editor.ui_custom import add_custom_slider_tab, backend_from_env
+    from editor.ui.custom import backend_from_env
 
     projector = None
     try:  # photo upload: find the face, align, project (editor.align + editor.projection)
@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     except (ImportError, ValueError, OSError) as exc:
         card = dataclasses.replace(card, notices=card.notices + (f"Photo upload is off: {exc}",))
 
-    custom = backend_from_env(engine, device=str(engine.device))  # "New slider" tab (words need EDITOR_WORDS_SAMPLES)
-    build_demo(engine, card, projector=projector, concurrency=args.concurrency,
-               extra_tabs=[lambda st: add_custom_slider_tab(custom, st)]).launch(
+    # "New slider" tab: saved sliders go to $EDITOR_USER_DIR (words need EDITOR_WORDS_SAMPLES)
+    custom = backend_from_env(engine, device=str(engine.device))
+    build_demo(engine, card, projector=projector, concurrency=args.concurrency, custom=custom).launch(
         server_name=args.host, server_port=args.port, css=CSS, max_file_size=MAX_UPLOAD)
 
 

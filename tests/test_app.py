@@ -58,12 +58,17 @@ def test_build_demo_without_launch(engine):
 
 
 def test_extra_tabs_plug_in(engine):
-    from editor.ui_custom import CustomSliderBackend, add_custom_slider_tab
+    from editor.ui.custom import CustomSliderBackend
+
+    def more_tab(state):
+        with gr.Tab("More"):
+            gr.Markdown("more", elem_id="more-tab")
 
     backend = CustomSliderBackend(engine, pool_size=100)
-    demo = app.build_demo(engine, extra_tabs=[lambda st: add_custom_slider_tab(backend, st)])
+    demo = app.build_demo(engine, custom=backend, extra_tabs=[more_tab])
     labels = {getattr(b, "label", None) for b in demo.blocks.values()}
-    assert "New slider" in labels
+    ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
+    assert "New slider" in labels and "Your sliders" in labels and "more-tab" in ids
 
 
 def test_named_endpoints_listed(client):

@@ -63,15 +63,20 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def served():
+def served(tmp_path_factory):
     """(url, engine): the tiny test engine, or the model named by $EDITOR_TEST_MODEL (for nicer screenshots)."""
+    from editor.custom_sliders import ClickOptions
+    from editor.ui.custom import CustomSliderBackend
+
     if os.environ.get("EDITOR_TEST_MODEL"):
         engine, card = service.open_engine(os.environ["EDITOR_TEST_MODEL"])
     else:
         engine = slow_engine()
         card = service.ModelCard("tiny", "tiny random test generator", "none", "",
                                  ("Running a random-weight test generator.",))
-    demo = app.build_demo(engine, card)
+    custom = CustomSliderBackend(engine, bank_path=tmp_path_factory.mktemp("user") / "sliders.safetensors",
+                                 pool_size=200, click_options=ClickOptions(grid=6, min_labels=12))
+    demo = app.build_demo(engine, card, custom=custom)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=app.CSS)
     try:
@@ -328,3 +333,29 @@ def test_non_image_photo_gets_a_message(page, served, tmp_path):
     page.locator("#photo-view img").wait_for()
     assert "64×48" in page.locator("#photo-msg").inner_text() or "not available" in page.locator(
         "#photo-msg").inner_text()
+
+
+def test_saved_slider_is_usable_at_once(page, served):
+    if os.environ.get("EDITOR_TEST_MODEL"):
+        pytest.skip("uses the tiny test engine")
+    page.locator("#tab-new-slider-button").click()
+    page.get_by_role("tab", name="From clicks").click()
+    page.locator("#click-show").click()
+    page.locator("#click-grid img").first.wait_for()
+    for _ in range(3):
+        for box in ("1", "3"):
+            page.locator("#click-has-it label", has_text=box).first.click()
+        page.locator("#click-submit").click()
+        page.wait_for_function("() => !document.querySelector('#click-has-it input:checked')")
+    page.wait_for_function("() => document.querySelector('#click-msg').innerText.includes('18 marks')")
+    page.locator("#click-name input, #click-name textarea").first.fill("mine")
+    page.locator("#click-fit").click()
+    page.locator("#click-strip img").first.wait_for()
+    page.locator("#click-save").click()
+    page.wait_for_function("() => document.querySelector('#custom-save-msg').innerText.includes('Your sliders')")
+    slot = page.locator("#user-slider-0")
+    slot.wait_for()
+    assert "mine" in slot.inner_text()
+    assert "mine" in served[1].bank.attributes
+    slot.locator("input[type=number]").fill("2")
+    wait_for_after(page, full_render(served, {"mine": 2.0}), "the new slider")

@@ -1,18 +1,19 @@
-"""The "New slider" tab: its backend on a tiny engine (clicks, words, preview strips, saving) and the Blocks build."""
+"""The "New slider" tab: its backend on a tiny engine (clicks, words, preview strips, saving into the user data
+folder and into the running engine) and the Blocks build."""
 
 import numpy as np
 import pytest
 
 from editor.bank import load_bank
 from editor.custom_sliders import ClickOptions, WordSliderMaker
-from editor.ui_custom import CustomSliderBackend, build_custom_demo
+from editor.ui.custom import CustomSliderBackend, build_custom_demo
 
 from _engine_fixtures import tiny_engine
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def engine():
-    return tiny_engine()
+    return tiny_engine()  # saving adds sliders to the engine: a fresh one per test
 
 
 def planted_words(engine, n=400, seed=0):
@@ -70,27 +71,82 @@ def test_tab_builds_and_its_handlers_run(engine, tmp_path):
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
     assert {"words-btn", "click-grid", "click-submit", "words-missing"} <= ids
     fns = {f.fn.__name__: f for f in demo.fns.values()}  # the wired handlers, called as Gradio would
-    for name, (n_in, n_out) in {"on_show": (1, 4), "on_submit": (2, 4), "on_fit": (3, 2), "on_save": (1, 1)}.items():
+    for name, (n_in, n_out) in {"on_show": (1, 4), "on_submit": (2, 4), "on_fit": (3, 3), "on_save": (1, 1)}.items():
         assert (len(fns[name].inputs), len(fns[name].outputs)) == (n_in, n_out)
-    marks, grid, ticks, msg = fns["on_show"].fn({})
-    assert len(grid) == 6 and ticks == [] and "0 marks" in msg
+    outputs = {name: fns[name].outputs for name in fns}
+
+    def call(name, *args):  # handler results by output position (Gradio maps the dict keys to the outputs)
+        result = fns[name].fn(*args)
+        return {i: result[c] for i, c in enumerate(outputs[name]) if c in result}
+
+    r = call("on_show", {})
+    marks, grid, msg = r[0], r[1], r[3]
+    assert len(grid) == 6 and r[2] == [] and "0 marks" in msg
     for _ in range(3):
-        marks, grid, ticks, msg = fns["on_submit"].fn(marks, [0, 2])
+        r = call("on_submit", marks, [0, 2])
+        marks, msg = r[0], r[3]
     assert "18 marks (6 has it, 12 doesn't)" in msg
-    entry, strip = fns["on_fit"].fn(marks, "thing", None)
+    r = call("on_fit", marks, "thing", None)
+    entry, strip = r[0], r[1]
     assert entry.name == "thing/logreg/w" and len(strip) == 5
-    assert "Saved thing/logreg/w" in fns["on_save"].fn(entry)
-    import gradio as gr
-
-    with pytest.raises(gr.Error, match="make a slider first"):
-        fns["on_save"].fn(None)
+    assert "Saved thing/logreg/w" in call("on_save", entry)[0]
+    assert "make a slider first" in call("on_save", None)[0]  # a message in place, not an exception
 
 
-def test_backend_from_env(engine, tmp_path):
-    from editor.ui_custom import backend_from_env
+def test_saving_keeps_tracked_banks_and_shows_the_slider_at_once(engine, tmp_path, monkeypatch):
+    """Save writes the user data folder (atomically, readable), never the tracked bank, and the running engine
+    can use the slider at once; a restart (a new backend on a fresh engine) loads it again."""
+    import hashlib
+    import os
 
+    from editor import user_sliders
+    from editor.engine import EditState
+    from editor.service import DIRECTIONS_DIR
+
+    tracked = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in DIRECTIONS_DIR.glob("*.safetensors")}
+    monkeypatch.setenv("EDITOR_USER_DIR", str(tmp_path / "user"))
+    from editor.ui.custom import backend_from_env
+
+    backend = backend_from_env(engine, environ={})
+    assert backend.bank_path == user_sliders.bank_path(engine) and str(tmp_path / "user") in str(backend.bank_path)
+    entry, _ = CustomSliderBackend(engine, words=planted_words(engine), pool_size=100).from_words("a big thing", "",
+                                                                                                "big")
+    assert "Your sliders" in backend.save(entry)
+    assert backend.saved == ["big"] and "big" in engine.bank.attributes
+    state = EditState.create(engine.sample(1), {"big": 2.0})
+    assert not np.array_equal(engine.render(state), engine.render(state.reset()))
+    mode = os.stat(backend.bank_path).st_mode & 0o777
+    assert mode & 0o044 == 0o044 or os.umask(0o022) & 0o044  # readable by others unless the umask says no
+    assert [p.name for p in backend.bank_path.parent.iterdir()] == [backend.bank_path.name]  # no temp file left
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in DIRECTIONS_DIR.glob("*.safetensors")} == tracked
+    with pytest.raises(ValueError, match="already a slider of the model's bank"):
+        backend.save(CustomSliderBackend(engine, words=planted_words(engine), pool_size=100).from_words(
+            "a big thing", "", "smile")[0])
+    fresh = tiny_engine()
+    again = backend_from_env(fresh, environ={})
+    assert again.saved == ["big"] and "big" in fresh.bank.attributes
+
+
+def test_saved_slider_appears_in_the_page_without_restart(engine, tmp_path):
+    import app
+
+    backend = CustomSliderBackend(engine, words=planted_words(engine), bank_path=tmp_path / "u.safetensors",
+                                  pool_size=100)
+    demo = app.build_demo(engine, custom=backend)
+    fns = {f.fn.__name__: f for f in demo.fns.values()}
+    entry, _, _ = (fns["on_words"].fn("a big thing", "", "big", None)[c] for c in fns["on_words"].outputs)
+    result = fns["on_save"].fn(entry)
+    shown = [result[c] for c in fns["on_save"].outputs[1:]]  # slot names, the group, the slots
+    assert shown[0] == ["big"] and shown[1]["visible"] and shown[2]["visible"] and "big" in shown[2]["label"]
+    assert not shown[3]["visible"]
+
+
+def test_backend_from_env(engine, tmp_path, monkeypatch):
+    from editor.ui.custom import backend_from_env
+
+    monkeypatch.setenv("EDITOR_USER_DIR", str(tmp_path / "user"))
     plain = backend_from_env(engine, environ={})
-    assert plain.words is None and plain.words_problem == "" and plain.bank_path.name == "tiny-random.safetensors"
+    assert plain.words is None and plain.words_problem == "" and plain.bank_path.name.startswith("tiny-random-")
     broken = backend_from_env(engine, bank_path=tmp_path / "b.safetensors",
                               environ={"EDITOR_WORDS_SAMPLES": str(tmp_path / "nothing"), "EDITOR_WORDS_CLIP": "stats"})
     assert broken.words is None and "Sliders from words are off" in broken.words_problem

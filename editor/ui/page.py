@@ -39,6 +39,7 @@ SLIDER_LIMIT = 5.0  # UI sliders span +-5 sigma (the API accepts up to +-20)
 N_CANDIDATES = 6
 PRIMARY_SLIDERS = 16  # a group with more sliders shows the first 16 and the rest in a collapsed accordion
 LAYER_PRESETS = ("coarse", "middle", "fine", "custom")
+USER_SLOTS = 8  # user-made sliders shown at once ("Your sliders"; the newest 8)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -95,11 +96,12 @@ class EditControls:
     """The widgets that decide the edit (method, space, layers, locks, sliders) and how to read them into an
     `EditState`. Build inside the Blocks with `build()`."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, slots: UserSlots | None = None):
         self.engine = engine
         self.groups = slider_groups(engine)
         self.sliders: dict[str, gr.Slider] = {}
         self.locks: list[gr.Dropdown] = []
+        self.slots = slots
 
     def build_settings(self) -> None:
         e = self.engine
@@ -147,7 +149,13 @@ class EditControls:
 
     @property
     def components(self) -> set:
-        return {*self.settings, *self.sliders.values()}
+        extra = {self.slots.names, *self.slots.sliders} if self.slots is not None else set()
+        return {*self.settings, *self.sliders.values(), *extra}
+
+    @property
+    def all_sliders(self) -> list:
+        """Every slider component whose move is an edit (the bank's and the user slots)."""
+        return [*self.sliders.values(), *(self.slots.sliders if self.slots is not None else [])]
 
     def layers(self, data: dict) -> tuple[str, tuple[int, int] | None]:
         """(space, [lo, hi) or None) from the widgets."""
@@ -165,6 +173,8 @@ class EditControls:
     def edit_state(self, latent, data: dict, zeroed: Sequence[str] = ()) -> EditState:
         space, layers = self.layers(data)
         values = {n: (0.0 if n in zeroed or data[s] is None else data[s]) for n, s in self.sliders.items()}
+        if self.slots is not None:
+            values.update({n: v for n, v in self.slots.values(data).items() if n not in zeroed})
         return EditState.create(latent, values, method=self.method_of(data), space=space, layers=layers,
                                 locked=self.locked(data))
 
@@ -173,7 +183,8 @@ class EditControls:
         space, layers = self.layers(data)
         method = self.method_of(data)
         out = {}
-        for n in self.sliders:
+        names = list(self.sliders) + (list(data[self.slots.names] or []) if self.slots is not None else [])
+        for n in names:
             p = self.engine.slider_problem(n, method, space, layers)
             if p is not None:
                 out[n] = p
@@ -191,19 +202,56 @@ class EditControls:
         return out
 
 
+class UserSlots:
+    """The "Your sliders" group: a fixed number of slider slots shown for the user-made sliders (from the "New
+    slider" tab), so a saved slider can be used at once without rebuilding the page. Which slot holds which
+    slider is per session (`names`, a gr.State)."""
+
+    def __init__(self, engine: Engine, n: int = USER_SLOTS):
+        self.engine = engine
+        self.n = n
+
+    def build(self) -> None:
+        with gr.Accordion("Your sliders", open=True, visible=False, elem_id="user-sliders") as self.group:
+            with gr.Row():
+                self.sliders = [gr.Slider(-SLIDER_LIMIT, SLIDER_LIMIT, value=0.0, step=0.1, visible=False,
+                                          label=f"slot {i}", elem_id=f"user-slider-{i}", min_width=220)
+                                for i in range(self.n)]
+        self.names = gr.State([])
+
+    @property
+    def outputs(self) -> list:
+        return [self.names, self.group, *self.sliders]
+
+    def show(self, names: Sequence[str]) -> dict:
+        """Updates that show the newest `n` of `names` (values back to 0)."""
+        names = list(names)[-self.n:]
+        out = {self.names: names, self.group: gr.update(visible=bool(names))}
+        for i, s in enumerate(self.sliders):
+            out[s] = (gr.update(visible=True, label=f"{names[i]} (σ, yours)", value=0.0) if i < len(names)
+                      else gr.update(visible=False, value=0.0))
+        return out
+
+    def values(self, data: dict) -> dict[str, float]:
+        return {n: data[s] or 0.0 for n, s in zip(data[self.names] or [], self.sliders)}
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The page
 
 
 def build_demo(engine: Engine, card: service.ModelCard | None = None,
                projector: service.Projector | None = None, concurrency: int = 4,
-               extra_tabs: Sequence[Callable[[gr.State], None]] = (), bench_endpoints: bool = False) -> gr.Blocks:
+               extra_tabs: Sequence[Callable[[gr.State], None]] = (), bench_endpoints: bool = False,
+               custom=None) -> gr.Blocks:
     """The Gradio app around one shared engine. `projector` (photo -> latent) may be None (upload is then off).
-    `extra_tabs`: functions called inside the left column's tabs with the user's `gr.State` (EditState).
-    `bench_endpoints`: also serve /noop (a benchmark's baseline; not for users)."""
+    `custom`: an `editor.ui.custom.CustomSliderBackend` adds the "New slider" tab, whose saved sliders appear at
+    once under "Your sliders". `extra_tabs`: functions called inside the left column's tabs with the user's
+    `gr.State` (EditState). `bench_endpoints`: also serve /noop (a benchmark's baseline; not for users)."""
     card = card or service.ModelCard(engine.model_name, engine.model_name, "unknown", "", ())
     order = RenderOrder()
-    ctl = EditControls(engine)
+    slots = UserSlots(engine) if custom is not None else None
+    ctl = EditControls(engine, slots)
 
     with gr.Blocks(title="StyleGAN2 face editor", delete_cache=(300, 900)) as demo:
         state = gr.State(None)  # EditState of this user (its latent is the face being edited)
@@ -288,6 +336,10 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
                                                 elem_id="export-video")
                         export_file = gr.File(label="Download", elem_id="export-file")
                         export_msg = gr.Markdown("", elem_id="export-msg", elem_classes="message-line")
+                    if custom is not None:
+                        from editor.ui.custom import add_custom_slider_tab
+
+                        connect_custom = add_custom_slider_tab(custom, state)
                     for add_tab in extra_tabs:
                         add_tab(state)
 
@@ -300,9 +352,13 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
                 status = gr.Markdown("", elem_id="status", elem_classes="message-line")
                 ctl.build_settings()
                 reset_btn = gr.Button("Reset sliders", size="sm", elem_id="reset-btn")
+                if slots is not None:
+                    slots.build()
+                    connect_custom(slots)  # saving shows the new slider in "Your sliders" at once
                 ctl.build_sliders()
 
         sliders = ctl.sliders
+        all_sliders = ctl.all_sliders
         edit_in = {state, *ctl.components}
 
         # -- handlers -------------------------------------------------------------------------------------------
@@ -363,10 +419,11 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
         @ui_guard(status)
         def on_settings(data, request: gr.Request = None):
             problems = ctl.problems(data)
-            moved = [n for n in problems if data[sliders[n]]]
+            named = {**sliders, **(dict(zip(data[slots.names] or [], slots.sliders)) if slots is not None else {})}
+            moved = [n for n in problems if data[named[n]]]
             out = {s: gr.update(interactive=n not in problems, info=_problem_note(problems.get(n)),
                                 **({"value": 0.0} if n in moved else {}))
-                   for n, s in sliders.items()}
+                   for n, s in named.items()}
             if data[state] is None:
                 return out
             ticket = order.ticket()
@@ -383,7 +440,7 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
             ticket = order.ticket()
             st = ctl.edit_state(latent_of(data), data).reset()
             order.show(session_of(request), ticket, newest_only=False)
-            return {state: st, after: for_display(engine.render(st)), **{s: 0.0 for s in sliders.values()}}
+            return {state: st, after: for_display(engine.render(st)), **{s: 0.0 for s in all_sliders}}
 
         @ui_guard(recipe_msg)
         def on_open(data, request: gr.Request = None):
@@ -422,7 +479,7 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
             result = projector(service.read_photo(data[photo_path]), lambda f, m: progress(f, desc=m))
             new = EditState.create(engine.latent_from_array(result.ws, origin="projected photo"))
             out = face_shown(new, request, ticket)
-            out.update({s: 0.0 for s in sliders.values()})
+            out.update({s: 0.0 for s in all_sliders})
             out.update({projection: result, paste_btn: gr.update(interactive=result.paste_back is not None),
                         aligned: for_display(result.aligned, 192), recon: for_display(engine.render(new), 192),
                         photo_msg: "Projected: edit it with the sliders."})
@@ -490,19 +547,19 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
         more_btn.click(on_candidates, {psi}, [candidate_seeds, gallery, status], **private)
         gallery.select(on_pick, [candidate_seeds], seed, **private).then(on_sample, sample_in, face_out, **private)
         slider_in = {pending, *edit_in}
-        for s in sliders.values():
+        for s in all_sliders:
             s.input(on_preview, edit_in, [pending, after, status], trigger_mode="always_last",
                     show_progress="hidden", **private).then(
                 on_settle, slider_in, [state, after, status], show_progress="hidden", **private)
         for c in ctl.settings:
-            c.change(on_settings, edit_in, [state, after, status, *sliders.values()], trigger_mode="always_last",
+            c.change(on_settings, edit_in, [state, after, status, *all_sliders], trigger_mode="always_last",
                      show_progress="hidden", **private)
-        reset_btn.click(on_reset, edit_in, [state, after, status, *sliders.values()], **private)
+        reset_btn.click(on_reset, edit_in, [state, after, status, *all_sliders], **private)
         recipe_file.upload(on_open, {recipe_file, *edit_in},
                            [*face_out, recipe_msg, *ctl.settings, *sliders.values()], **private)
         photo_file.change(on_photo, {photo_file}, [photo_path, photo_view, project_btn, photo_msg], **private)
         project_btn.click(on_project, {photo_path, *edit_in},
-                          [*face_out, projection, paste_btn, aligned, recon, photo_msg, *sliders.values()],
+                          [*face_out, projection, paste_btn, aligned, recon, photo_msg, *all_sliders],
                           concurrency_limit=1, concurrency_id="project", **private)
         paste_btn.click(on_paste, {projection, *edit_in}, [pasted, photo_msg], **private)
         b_btn.click(on_face_b, {seed_b, psi}, [face_b, image_b, mix_msg], **private)
@@ -515,9 +572,11 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
 
         def on_load(data, request: gr.Request = None):
             first = on_sample({**data, state: None, seed: 0}, request)
-            return {**first, **on_candidates(data)}
+            shown = slots.show(custom.saved) if slots is not None else {}
+            return {**first, **on_candidates(data), **shown}
 
-        demo.load(on_load, sample_in, [*face_out, candidate_seeds, gallery], **private)
+        demo.load(on_load, sample_in, [*face_out, candidate_seeds, gallery, *(slots.outputs if slots else [])],
+                  **private)
         add_api(engine, card, projector, bench_endpoints=bench_endpoints)
     demo.queue(default_concurrency_limit=concurrency, max_size=256)
     return demo

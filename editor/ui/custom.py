@@ -1,19 +1,15 @@
-"""The "New slider" tab: a slider from words (CLIP) or from a few clicks, previewed on the current face, saved into
-the bank. Gradio layout and wiring only; the work is in `CustomSliderBackend` (testable without a browser).
+"""The "New slider" tab: a slider from words (CLIP) or from a few clicks, previewed on the current face, saved for
+this generator and shown at once among the page's sliders ("Your sliders"). Gradio layout and wiring only; the work is
+in `CustomSliderBackend` (testable without a browser).
 
-Wiring into the app (inside `app.build_demo`, within the `gr.Blocks` context, after the other tabs):
-
-    from editor.ui_custom import add_custom_slider_tab, backend_from_env
-    add_custom_slider_tab(backend_from_env(engine), state)   # state: the app's gr.State(EditState)
-
-(build the backend once per engine, outside per-user code; `backend_from_env` reads EDITOR_WORDS_SAMPLES /
-EDITOR_WORDS_CLIP to enable words and saves into the bank the app loads for this model).
+    backend = backend_from_env(engine)             # once per engine; reads EDITOR_WORDS_SAMPLES / EDITOR_WORDS_CLIP
+    build_demo(engine, card, custom=backend)       # the page adds the tab and its "Your sliders" group
 
 `build_custom_demo(backend)` builds the tab alone (tests, trying it out).
 
-Saved sliders go into the bank file; the editor's slider set is built when the app starts, so they appear as sliders
-after a restart. Per-user data lives in `gr.State` as plain dicts (the marks); the pool of latents and the CLIP
-embeddings are shared read-only.
+Saved sliders go into the user data folder (`editor.user_sliders`: one bank file per generator, written atomically),
+never into the tracked `directions/*.safetensors`, and into the running engine, so they can be used at once. Per-user
+data lives in `gr.State` as plain dicts (the marks); the pool of latents and the CLIP embeddings are shared read-only.
 """
 
 from __future__ import annotations
@@ -21,13 +17,15 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from editor.bank import BankEntry, GeneratorInfo
-from editor.custom_sliders import ClickOptions, ClickSession, WordSliderMaker, add_to_bank, fmt_accuracy
+from editor import user_sliders
+from editor.bank import BankEntry
+from editor.custom_sliders import ClickOptions, ClickSession, WordSliderMaker, fmt_accuracy
+from editor.ui.common import for_display, ui_guard
 
 STRIP_ALPHAS = (-3.0, -1.5, 0.0, 1.5, 3.0)
 WORDS_MISSING = ("Sliders from words need CLIP image embeddings of this generator's samples. Make them once with "
@@ -42,7 +40,8 @@ class CustomSliderBackend:
     Args:
         engine: the app's `editor.engine.Engine`.
         words: a `WordSliderMaker` over this generator's cached samples, or None (words disabled).
-        bank_path: where saved sliders go (None: saving disabled).
+        bank_path: the user-slider bank to save into (`user_sliders.bank_path(engine)`; None: saving disabled).
+            Sliders already in it are added to the engine now.
         pool_size / pool_seed0 / psi: the click pool: seeds pool_seed0.. mapped with truncation psi.
         click_options: grid size, marks before the first fit, fit method.
     """
@@ -60,6 +59,13 @@ class CustomSliderBackend:
         self.bank_path = None if bank_path is None else Path(bank_path)
         self.pool_size, self.pool_seed0, self.psi = int(pool_size), int(pool_seed0), float(psi)
         self.click_options = click_options
+        self.info = user_sliders.generator_info(engine)
+        self.bank_names = set(engine.bank.attributes)  # the loaded bank's sliders: user sliders may not reuse them
+        self.saved: list[str] = []  # user sliders in the engine, oldest first
+        if self.bank_path is not None:
+            entries = [e for e in user_sliders.load_entries(self.bank_path, self.info)
+                       if e.attribute not in self.bank_names]
+            self._add_to_engine(entries)
         self._pool: np.ndarray | None = None  # [pool_size, w_dim] W codes, made on first use
         self._lock = threading.Lock()
         self._fits: dict = {}  # marks -> fitted direction / CV accuracy, shared by every user's rebuilt session
@@ -118,7 +124,7 @@ class CustomSliderBackend:
         state = {"marks": dict(s.marks), "round": s.round, "grid": [int(i) for i in grid]}
         w = torch.from_numpy(np.array(self.pool()[grid], dtype=np.float32))  # [G, w_dim]
         ws = w[:, None, :].repeat(1, self.engine.num_ws, 1)  # [G, num_ws, w_dim]
-        return state, (self.engine.render_ws(ws, preview=True) if len(grid) else [])
+        return state, (self.engine.render_ws(ws, resolution=self.engine.thumbnail_resolution) if len(grid) else [])
 
     def submit(self, marks: dict | None, has_it: Sequence[int]) -> dict:
         """Record the shown grid: positions in `has_it` (0-based) have the attribute, the others do not."""
@@ -155,33 +161,47 @@ class CustomSliderBackend:
         base = np.asarray(e.sample(0).ws if base_ws is None else base_ws, dtype=np.float64)
         rows = entry.rows(e.num_ws)  # [num_ws, w_dim] unit, zero on layers it does not edit
         ws = np.stack([base + a * entry.sigma * rows for a in alphas]).astype(np.float32)
-        return e.render_ws(torch.from_numpy(ws), preview=True)
+        return e.render_ws(torch.from_numpy(ws), resolution=e.thumbnail_resolution)
 
     def save(self, entry: BankEntry) -> str:
+        """Save `entry` into the user-slider bank and add it to the running engine (for every user at once)."""
         if self.bank_path is None:
             raise ValueError("saving is disabled: the app was started without a bank file to write")
-        e = self.engine
-        info = GeneratorInfo(model_id=str(e.model_id), z_dim=e.z_dim, w_dim=e.w_dim, num_ws=e.num_ws)
-        bank = add_to_bank(self.bank_path, [entry], info, source=getattr(e, "model_name", None))
-        return (f"Saved {entry.name} into {self.bank_path} ({len(bank.entries)} directions). It appears as a slider "
-                "when the app restarts.")
+        if entry.attribute in self.bank_names:
+            raise ValueError(f"{entry.attribute!r} is already a slider of the model's bank; choose another name")
+        user_sliders.save_entries(self.bank_path, [entry], self.info)
+        self._add_to_engine([entry])
+        return (f"Saved {entry.name}: it is under “Your sliders” now (kept in {self.bank_path.name}, in the "
+                "user data folder).")
+
+    def _add_to_engine(self, entries: Sequence[BankEntry]) -> None:
+        dirs = user_sliders.to_directions(entries, self.info)
+        if dirs:
+            self.engine.add_directions(dirs, replace_existing=True)
+        for d in dirs:
+            if d.attribute in self.saved:
+                self.saved.remove(d.attribute)
+            self.saved.append(d.attribute)
 
 
-def add_custom_slider_tab(backend: CustomSliderBackend, state=None) -> None:
+def add_custom_slider_tab(backend: CustomSliderBackend, state=None) -> Callable:
     """Add the "New slider" tab to the enclosing `gr.Blocks`. `state`: the app's gr.State holding an EditState (its
-    latent is the preview face), or None (seed 0)."""
-    import gradio as gr
+    latent is the preview face), or None (seed 0).
 
-    from editor.ui.common import api_guard as guard  # user errors as messages, bugs logged with a traceback
+    Returns `connect(slots)`, to be called once the page's "Your sliders" group (`editor.ui.page.UserSlots`) exists:
+    it wires the Save buttons, which then show the saved slider there (slots=None: only the message)."""
+    import gradio as gr
 
     def base_of(st):
         return None if st is None else np.asarray(st.latent.ws)
 
     grid_n = backend.click_options.grid
-    with gr.Tab("New slider"):
+    can_save = backend.bank_path is not None
+    with gr.Tab("New slider", elem_id="tab-new-slider"):
         with gr.Tab("From words"):
-            if backend.words is None:
-                gr.Markdown(f"ℹ️ {backend.words_problem or WORDS_MISSING}", elem_id="words-missing")
+            words_note = gr.Markdown(
+                "" if backend.words is not None else f"ℹ️ {backend.words_problem or WORDS_MISSING}",
+                elem_id="words-missing")
             with gr.Row():
                 positive = gr.Textbox(label="Has the attribute", placeholder="a photo of a smiling face",
                                       elem_id="words-positive")
@@ -191,90 +211,97 @@ def add_custom_slider_tab(backend: CustomSliderBackend, state=None) -> None:
                 words_name = gr.Textbox(label="Slider name (optional)", elem_id="words-name")
             words_btn = gr.Button("Make slider", variant="primary", interactive=backend.words is not None,
                                   elem_id="words-btn")
-            words_msg = gr.Markdown("", elem_id="words-msg")
+            words_msg = gr.Markdown("", elem_id="words-msg", elem_classes="message-line")
             words_strip = gr.Gallery(label="−3σ … +3σ on the current face", columns=len(STRIP_ALPHAS),
-                                     height="auto", allow_preview=False, elem_id="words-strip")
+                                     height="auto", allow_preview=False, object_fit="contain", elem_id="words-strip")
             words_entry = gr.State(None)
-            words_save = gr.Button("Save into the bank", interactive=backend.bank_path is not None)
+            words_save = gr.Button("Save: use it as a slider", interactive=can_save, elem_id="words-save")
         with gr.Tab("From clicks"):
             gr.Markdown(f"Tick the samples that **have** the attribute; the others count as **don't**. After "
                         f"{backend.click_options.min_labels} marks a direction is fitted and the next grids show the "
                         "samples it is least sure of.")
             marks = gr.State({})
-            grid = gr.Gallery(label="Samples", columns=min(grid_n, 8), height="auto", allow_preview=False,
-                              elem_id="click-grid")
+            grid = gr.Gallery(label="Samples", columns=min(grid_n, 4), height="auto", allow_preview=False,
+                              object_fit="contain", elem_id="click-grid")
             has_it = gr.CheckboxGroup([(str(i + 1), i) for i in range(grid_n)], label="Has it (grid positions)",
                                       elem_id="click-has-it")
             with gr.Row():
                 show_btn = gr.Button("Show samples", elem_id="click-show")
                 submit_btn = gr.Button("Submit marks and show more", variant="primary", elem_id="click-submit")
-            click_msg = gr.Markdown("", elem_id="click-msg")
+            click_msg = gr.Markdown("", elem_id="click-msg", elem_classes="message-line")
             with gr.Row():
                 click_name = gr.Textbox(label="Slider name", elem_id="click-name")
                 fit_btn = gr.Button("Preview slider", elem_id="click-fit")
             click_strip = gr.Gallery(label="−3σ … +3σ on the current face", columns=len(STRIP_ALPHAS),
-                                     height="auto", allow_preview=False, elem_id="click-strip")
+                                     height="auto", allow_preview=False, object_fit="contain", elem_id="click-strip")
             click_entry = gr.State(None)
-            click_save = gr.Button("Save into the bank", interactive=backend.bank_path is not None)
-        save_msg = gr.Markdown("", elem_id="custom-save-msg")
+            click_save = gr.Button("Save: use it as a slider", interactive=can_save, elem_id="click-save")
+        save_msg = gr.Markdown("" if can_save else "ℹ️ Saving is off in this app.", elem_id="custom-save-msg",
+                               elem_classes="message-line")
 
     def labelled(images):
-        return [(img, f"{i + 1}") for i, img in enumerate(images)]
+        return [(for_display(img, 160), f"{i + 1}") for i, img in enumerate(images)]
 
-    @guard
+    @ui_guard(words_msg)
     def on_words(pos, neg, name, st):
         entry, msg = backend.from_words(pos, neg, name)
-        return entry, msg, labelled(backend.strip(entry, base_of(st)))
+        return {words_entry: entry, words_msg: msg, words_strip: labelled(backend.strip(entry, base_of(st)))}
 
-    @guard
+    @ui_guard(click_msg)
     def on_show(m):
         m, images = backend.next_grid(m)
-        return m, labelled(images), [], backend.click_status(m)
+        return {marks: m, grid: labelled(images), has_it: [], click_msg: backend.click_status(m)}
 
-    @guard
+    @ui_guard(click_msg)
     def on_submit(m, checked):
         m = backend.submit(m, checked or [])
         m, images = backend.next_grid(m)
-        return m, labelled(images), [], backend.click_status(m)
+        return {marks: m, grid: labelled(images), has_it: [], click_msg: backend.click_status(m)}
 
-    @guard
+    @ui_guard(click_msg)
     def on_fit(m, name, st):
         entry = backend.from_clicks(m, name)
-        return entry, labelled(backend.strip(entry, base_of(st)))
-
-    @guard
-    def on_save(entry):
-        if entry is None:
-            raise ValueError("make a slider first")
-        return backend.save(entry)
+        return {click_entry: entry, click_strip: labelled(backend.strip(entry, base_of(st))), click_msg: ""}
 
     st_in = [state] if state is not None else [gr.State(None)]
+    private = dict(api_visibility="private")
     words_btn.click(on_words, [positive, negative, words_name, *st_in], [words_entry, words_msg, words_strip],
-                    api_visibility="private")
-    show_btn.click(on_show, [marks], [marks, grid, has_it, click_msg], api_visibility="private")
-    submit_btn.click(on_submit, [marks, has_it], [marks, grid, has_it, click_msg], api_visibility="private")
-    fit_btn.click(on_fit, [marks, click_name, *st_in], [click_entry, click_strip], api_visibility="private")
-    words_save.click(on_save, [words_entry], save_msg, api_visibility="private")
-    click_save.click(on_save, [click_entry], save_msg, api_visibility="private")
+                    **private)
+    show_btn.click(on_show, [marks], [marks, grid, has_it, click_msg], **private)
+    submit_btn.click(on_submit, [marks, has_it], [marks, grid, has_it, click_msg], **private)
+    fit_btn.click(on_fit, [marks, click_name, *st_in], [click_entry, click_strip, click_msg], **private)
+
+    def connect(slots=None) -> None:
+        @ui_guard(save_msg)
+        def on_save(entry):
+            if entry is None:
+                raise ValueError("make a slider first")
+            out = {save_msg: backend.save(entry)}
+            if slots is not None:
+                out.update(slots.show(backend.saved))
+            return out
+
+        slot_outputs = slots.outputs if slots is not None else []
+        words_save.click(on_save, [words_entry], [save_msg, *slot_outputs], **private)
+        click_save.click(on_save, [click_entry], [save_msg, *slot_outputs], **private)
+
+    return connect
 
 
 def backend_from_env(engine, bank_path: str | Path | None = None, device: str = "cpu",
                      environ: dict | None = None) -> CustomSliderBackend:
     """The tab's backend as the app would configure it; never fails (a problem disables words, with the reason).
 
-    - Saving goes to `bank_path`, by default the bank the app loads for this model (`service.default_bank_path`),
-      so saved sliders appear after a restart; random-weight models get no saving.
+    - Saving goes to `bank_path`, by default this generator's user-slider bank (`editor.user_sliders`, in
+      $EDITOR_USER_DIR); sliders already saved there are added to the engine.
     - Words are enabled by EDITOR_WORDS_SAMPLES (a sample cache folder with CLIP embeddings of this generator) and
       EDITOR_WORDS_CLIP (its labeller spec, default clip:ViT-B-32:laion2b_s34b_b79k).
     """
     import os
 
-    from editor import service
-
     env = os.environ if environ is None else environ
-    name = str(getattr(engine, "model_name", "") or "")
-    if bank_path is None and name and not name.startswith("random:"):
-        bank_path = service.default_bank_path(name)
+    if bank_path is None:
+        bank_path = user_sliders.bank_path(engine)
     words, problem = None, ""
     samples = env.get("EDITOR_WORDS_SAMPLES")
     if samples:
@@ -286,7 +313,11 @@ def backend_from_env(engine, bank_path: str | Path | None = None, device: str = 
             words = open_word_maker(samples, clip, model_id=str(engine.model_id))
         except (ValueError, FileNotFoundError, OSError) as exc:
             problem = f"Sliders from words are off: {exc}"
-    backend = CustomSliderBackend(engine, words, bank_path=bank_path)
+    try:
+        backend = CustomSliderBackend(engine, words, bank_path=bank_path)
+    except (ValueError, OSError) as exc:  # an unreadable user bank: start without it, and say so
+        backend = CustomSliderBackend(engine, words, bank_path=None)
+        problem = (problem + " " if problem else "") + f"Your saved sliders could not be loaded: {exc}"
     backend.words_problem = problem
     return backend
 
@@ -296,6 +327,6 @@ def build_custom_demo(backend: CustomSliderBackend):
     import gradio as gr
 
     with gr.Blocks(title="New slider") as demo:
-        add_custom_slider_tab(backend)
+        add_custom_slider_tab(backend)()
     return demo
 
