@@ -41,6 +41,12 @@ def bank_path(engine: Engine, root: Path | None = None) -> Path:
     return (root or user_dir()) / "sliders" / f"{name}-{ident}.safetensors"
 
 
+def samples_path(engine: Engine, clip_spec: str, n: int, root: Path | None = None) -> Path:
+    """The folder of the on-demand CLIP sample embeddings for sliders from words (an `editor.samples` cache)."""
+    clip = re.sub(r"[^A-Za-z0-9_.-]+", "-", clip_spec.split("/")[-1]).strip("-.")
+    return bank_path(engine, root).parent.parent / "samples" / f"{bank_path(engine, root).stem}-{clip}-{n}"
+
+
 def generator_info(engine: Engine) -> GeneratorInfo:
     return GeneratorInfo(model_id=str(engine.model_id), z_dim=engine.z_dim, w_dim=engine.w_dim, num_ws=engine.num_ws)
 

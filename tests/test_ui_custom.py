@@ -60,7 +60,7 @@ def test_words_backend_and_missing_words(engine):
     assert float(entry.vector[0] @ np.eye(engine.w_dim)[0]) > 0.5
     with pytest.raises(ValueError, match="without a bank file"):
         backend.save(entry)
-    with pytest.raises(ValueError, match="CLIP image embeddings"):
+    with pytest.raises(ValueError, match="Sliders from words are off"):
         CustomSliderBackend(engine, pool_size=100).from_words("a big thing")
 
 
@@ -150,3 +150,51 @@ def test_backend_from_env(engine, tmp_path, monkeypatch):
     broken = backend_from_env(engine, bank_path=tmp_path / "b.safetensors",
                               environ={"EDITOR_WORDS_SAMPLES": str(tmp_path / "nothing"), "EDITOR_WORDS_CLIP": "stats"})
     assert broken.words is None and "Sliders from words are off" in broken.words_problem
+
+
+def tiny_clip_spec(tmp_path) -> str:
+    import json
+
+    cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16,
+                                           "patch_size": 8},
+           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    path = tmp_path / "tiny-ui-clip.json"
+    path.write_text(json.dumps(cfg))
+    return f"clip:{path}"  # random weights: nothing to download
+
+
+def test_words_on_demand_compute_and_cache_embeddings(engine, tmp_path):
+    pytest.importorskip("open_clip")
+    spec = tiny_clip_spec(tmp_path)
+    backend = CustomSliderBackend(engine, pool_size=100, clip_spec=spec, words_dir=tmp_path / "words", words_n=40)
+    assert "Compute sample embeddings" in backend.words_status()
+    with pytest.raises(ValueError, match="Compute sample embeddings"):
+        backend.from_words("a big thing")
+    steps = []
+    assert "Ready" in backend.prepare_words(lambda f, m: steps.append((f, m)))
+    assert steps[0][1] == "loading CLIP" and steps[-1][0] == 1.0 and "embedding samples 40/40" in steps[-1][1]
+    entry, msg = backend.from_words("a face wearing glasses", "", "specs")
+    assert entry.attribute == "specs" and "validation accuracy" in msg
+    # a restart finds the cached embeddings: nothing is rendered again
+    again = CustomSliderBackend(engine, pool_size=100, clip_spec=spec, words_dir=tmp_path / "words", words_n=40)
+    assert "cached" in again.words_status()
+    steps.clear()
+    again.prepare_words(lambda f, m: steps.append((f, m)))
+    assert not any("embedding" in m for _, m in steps) and again.words is not None
+
+
+def test_words_offline_say_exactly_what_is_needed(engine, tmp_path, monkeypatch):
+    from editor.ui.custom import backend_from_env, clip_weights_present
+
+    monkeypatch.setenv("EDITOR_USER_DIR", str(tmp_path / "user"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty Hugging Face cache
+    backend = backend_from_env(engine, environ={})
+    assert backend.clip_spec == "clip:ViT-B-32:laion2b_s34b_b79k"
+    if clip_weights_present(backend.clip_spec) is not False:
+        pytest.skip("the CLIP weights are in this machine's Hugging Face cache")
+    status = backend.words_status()
+    for needed in ("ViT-B-32", "laion2b_s34b_b79k", "Hugging Face cache", "open_clip.create_model_and_transforms",
+                   "EDITOR_WORDS_SAMPLES", "python -m editor sample"):
+        assert needed in status
+    with pytest.raises(ValueError, match="Hugging Face cache"):
+        backend.prepare_words()

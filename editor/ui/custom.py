@@ -28,10 +28,46 @@ from editor.custom_sliders import ClickOptions, ClickSession, WordSliderMaker, f
 from editor.ui.common import for_display, ui_guard
 
 STRIP_ALPHAS = (-3.0, -1.5, 0.0, 1.5, 3.0)
-WORDS_MISSING = ("Sliders from words need CLIP image embeddings of this generator's samples. Make them once with "
-                 "`python -m editor sample --model MODEL --n 10000 --labeler clip:ViT-B-32:laion2b_s34b_b79k "
-                 "--out samples/MODEL-clip` (the CLIP weights must be in the Hugging Face cache), then start the app "
-                 "with that cache.")
+WORDS_CLIP = "clip:ViT-B-32:laion2b_s34b_b79k"  # the CLIP model for sliders from words (env EDITOR_WORDS_CLIP)
+WORDS_N = 2000  # samples embedded on demand (env EDITOR_WORDS_N): ~ 2 minutes on a 2-core CPU for ViT-B-32
+WORDS_MISSING = ("Sliders from words are off: no CLIP model is configured for this app (EDITOR_WORDS_CLIP).")
+
+
+def words_needs(clip_spec: str) -> str:
+    """What sliders from words need on this machine, exactly (shown in the tab while they are off)."""
+    model, _, pretrained = clip_spec.partition(":")[2].partition(":")
+    return (f"Sliders from words need the OpenCLIP weights `{model or 'ViT-B-32'}` / `{pretrained or 'default'}` "
+            "(about 600 MB for ViT-B-32) in the Hugging Face cache; they are not on this machine and cannot be "
+            "downloaded here. Where the internet is reachable, run `python -c \"import open_clip; "
+            f"open_clip.create_model_and_transforms('{model or 'ViT-B-32'}', pretrained='{pretrained}')\"` (or copy "
+            "`~/.cache/huggingface/hub` from a machine that has them; a local checkpoint works too: "
+            "`EDITOR_WORDS_CLIP=clip:MODEL:/path/to/weights.bin`). Then press “Compute sample embeddings” (once "
+            "per generator; cached in the user data folder), or start the app with `EDITOR_WORDS_SAMPLES=FOLDER` made "
+            f"by `python -m editor sample --model MODEL --n 10000 --labeler {clip_spec} --out FOLDER`.")
+
+
+def clip_weights_present(clip_spec: str) -> bool | None:
+    """Whether the CLIP weights of a labeller spec are on this machine: True / False, None when it cannot tell
+    (then loading them is the only test). Cheap: looks at files, loads nothing."""
+    model, _, pretrained = clip_spec.partition(":")[2].partition(":")
+    if not pretrained or pretrained.lower() == "none" or model.endswith(".json") and not pretrained:
+        return True  # random weights (tests) or a config file: nothing to download
+    if Path(pretrained).expanduser().is_file():
+        return True
+    try:
+        import open_clip
+        from huggingface_hub import try_to_load_from_cache
+
+        cfg = open_clip.get_pretrained_cfg(model or "ViT-B-32", pretrained) or {}
+    except ImportError:
+        return False
+    repo = str(cfg.get("hf_hub", "")).strip("/")
+    if not repo:
+        return None
+    for name in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
+        if isinstance(try_to_load_from_cache(repo, name), str):
+            return True
+    return False
 
 
 class CustomSliderBackend:
@@ -44,11 +80,14 @@ class CustomSliderBackend:
             Sliders already in it are added to the engine now.
         pool_size / pool_seed0 / psi: the click pool: seeds pool_seed0.. mapped with truncation psi.
         click_options: grid size, marks before the first fit, fit method.
+        clip_spec / words_dir / words_n: sliders from words on demand (`prepare_words`): the CLIP labeller spec, the
+            folder for the sample embeddings (a `editor.samples` cache), how many samples.
     """
 
     def __init__(self, engine, words: WordSliderMaker | None = None, bank_path: str | Path | None = None,
                  pool_size: int = 2000, pool_seed0: int = 10**6, psi: float = 0.7,
-                 click_options: ClickOptions = ClickOptions()):
+                 click_options: ClickOptions = ClickOptions(), clip_spec: str | None = None,
+                 words_dir: str | Path | None = None, words_n: int = WORDS_N):
         if words is not None and (words.w_dim != engine.w_dim or words.num_ws not in (1, engine.num_ws)):
             raise ValueError(f"the word-slider samples have num_ws={words.num_ws}, w_dim={words.w_dim} but the "
                              f"generator has num_ws={engine.num_ws}, w_dim={engine.w_dim}")
@@ -59,6 +98,10 @@ class CustomSliderBackend:
         self.bank_path = None if bank_path is None else Path(bank_path)
         self.pool_size, self.pool_seed0, self.psi = int(pool_size), int(pool_seed0), float(psi)
         self.click_options = click_options
+        self.clip_spec = clip_spec  # words on demand: this CLIP model embeds `words_n` samples into `words_dir`
+        self.words_dir = None if words_dir is None else Path(words_dir)
+        self.words_n = int(words_n)
+        self._words_lock = threading.Lock()
         self.info = user_sliders.generator_info(engine)
         self.bank_names = set(engine.bank.attributes)  # the loaded bank's sliders: user sliders may not reuse them
         self.saved: list[str] = []  # user sliders in the engine, oldest first
@@ -102,9 +145,53 @@ class CustomSliderBackend:
 
     # -- words ------------------------------------------------------------------------------------------------------
 
+    def words_status(self) -> str:
+        """What the "From words" tab says: ready, ready to compute, or exactly what is missing."""
+        if self.words is not None:
+            return f"Ready: CLIP embeddings of {self.words.n} samples of this generator."
+        if self.words_problem:
+            return self.words_problem
+        if self.clip_spec is None or self.words_dir is None:
+            return WORDS_MISSING
+        if clip_weights_present(self.clip_spec) is False:
+            return words_needs(self.clip_spec)
+        if (self.words_dir / "meta.json").is_file():
+            return "CLIP embeddings of this generator's samples are cached: press “Compute sample embeddings” to load them."
+        return (f"Press “Compute sample embeddings” once: {self.words_n} samples of this generator are rendered and "
+                "embedded with CLIP (minutes on a CPU; cached in the user data folder for next time).")
+
+    def prepare_words(self, progress: Callable[[float, str], None] = lambda f, m: None) -> str:
+        """Make sliders from words possible: load CLIP, embed `words_n` samples (or reuse the cached embeddings),
+        build the word-slider maker. ValueError with exactly what is missing when it cannot."""
+        with self._words_lock:  # one user computes, the others wait and then find it ready
+            if self.words is not None:
+                return self.words_status()
+            if self.clip_spec is None or self.words_dir is None:
+                raise ValueError(WORDS_MISSING)
+            if clip_weights_present(self.clip_spec) is False:
+                raise ValueError(words_needs(self.clip_spec))
+            from editor.custom_sliders import open_word_maker
+            from editor.labelers import make_labeler
+            from editor.samples import SampleCache, SampleSpec
+
+            progress(0.0, "loading CLIP")
+            try:
+                clip = make_labeler(self.clip_spec, device=str(self.engine.device))
+            except (ValueError, OSError) as exc:
+                raise ValueError(f"{words_needs(self.clip_spec)} (Loading it said: {exc})") from None
+            e = self.engine
+            cache = SampleCache(self.words_dir, SampleSpec(n=self.words_n, seed0=0, psi=1.0),
+                                {"model_id": str(e.model_id), "source": str(e.model_name), "z_dim": e.z_dim,
+                                 "w_dim": e.w_dim, "num_ws": e.num_ws})
+            cache.fill(e.G, [clip], device=str(e.device),
+                       progress=lambda done, total: progress(done / max(total, 1), f"embedding samples {done}/{total}"))
+            self.words = open_word_maker(self.words_dir, clip, model_id=str(e.model_id))
+            self.words_problem = ""
+            return self.words_status()
+
     def from_words(self, positive: str, negative: str = "", name: str = "") -> tuple[BankEntry, str]:
         if self.words is None:
-            raise ValueError(WORDS_MISSING)
+            raise ValueError(self.words_status())
         t0 = time.perf_counter()
         entry = self.words.make(positive, negative or None, attribute=(name or "").strip() or None)
         dt = time.perf_counter() - t0
@@ -199,9 +286,11 @@ def add_custom_slider_tab(backend: CustomSliderBackend, state=None) -> Callable:
     can_save = backend.bank_path is not None
     with gr.Tab("New slider", elem_id="tab-new-slider"):
         with gr.Tab("From words"):
-            words_note = gr.Markdown(
-                "" if backend.words is not None else f"ℹ️ {backend.words_problem or WORDS_MISSING}",
-                elem_id="words-missing")
+            words_note = gr.Markdown(f"ℹ️ {backend.words_status()}", elem_id="words-missing",
+                                     elem_classes="message-line")
+            can_prepare = (backend.words is None and backend.clip_spec is not None and backend.words_dir is not None
+                           and clip_weights_present(backend.clip_spec) is not False)
+            words_prepare = gr.Button("Compute sample embeddings", visible=can_prepare, elem_id="words-prepare")
             with gr.Row():
                 positive = gr.Textbox(label="Has the attribute", placeholder="a photo of a smiling face",
                                       elem_id="words-positive")
@@ -209,8 +298,7 @@ def add_custom_slider_tab(backend: CustomSliderBackend, state=None) -> Callable:
                                       placeholder="a photo of a face with a neutral expression",
                                       elem_id="words-negative")
                 words_name = gr.Textbox(label="Slider name (optional)", elem_id="words-name")
-            words_btn = gr.Button("Make slider", variant="primary", interactive=backend.words is not None,
-                                  elem_id="words-btn")
+            words_btn = gr.Button("Make slider", variant="primary", elem_id="words-btn")
             words_msg = gr.Markdown("", elem_id="words-msg", elem_classes="message-line")
             words_strip = gr.Gallery(label="−3σ … +3σ on the current face", columns=len(STRIP_ALPHAS),
                                      height="auto", allow_preview=False, object_fit="contain", elem_id="words-strip")
@@ -247,6 +335,11 @@ def add_custom_slider_tab(backend: CustomSliderBackend, state=None) -> Callable:
         entry, msg = backend.from_words(pos, neg, name)
         return {words_entry: entry, words_msg: msg, words_strip: labelled(backend.strip(entry, base_of(st)))}
 
+    @ui_guard(words_note)
+    def on_prepare(progress=gr.Progress()):
+        msg = backend.prepare_words(lambda f, m: progress(f, desc=m))
+        return {words_note: f"✅ {msg}", words_prepare: gr.update(visible=False)}
+
     @ui_guard(click_msg)
     def on_show(m):
         m, images = backend.next_grid(m)
@@ -265,6 +358,8 @@ def add_custom_slider_tab(backend: CustomSliderBackend, state=None) -> Callable:
 
     st_in = [state] if state is not None else [gr.State(None)]
     private = dict(api_visibility="private")
+    words_prepare.click(on_prepare, None, [words_note, words_prepare], concurrency_limit=1,
+                        concurrency_id="words-prepare", **private)
     words_btn.click(on_words, [positive, negative, words_name, *st_in], [words_entry, words_msg, words_strip],
                     **private)
     show_btn.click(on_show, [marks], [marks, grid, has_it, click_msg], **private)
@@ -294,14 +389,19 @@ def backend_from_env(engine, bank_path: str | Path | None = None, device: str = 
 
     - Saving goes to `bank_path`, by default this generator's user-slider bank (`editor.user_sliders`, in
       $EDITOR_USER_DIR); sliders already saved there are added to the engine.
-    - Words are enabled by EDITOR_WORDS_SAMPLES (a sample cache folder with CLIP embeddings of this generator) and
-      EDITOR_WORDS_CLIP (its labeller spec, default clip:ViT-B-32:laion2b_s34b_b79k).
+    - Words: EDITOR_WORDS_CLIP names the CLIP labeller (default clip:ViT-B-32:laion2b_s34b_b79k). With
+      EDITOR_WORDS_SAMPLES (a sample cache folder with its embeddings of this generator) words are ready at once;
+      else the tab computes EDITOR_WORDS_N (2000) embeddings on demand into the user data folder, when the CLIP
+      weights are on this machine, and says exactly what is missing when they are not.
     """
     import os
 
     env = os.environ if environ is None else environ
     if bank_path is None:
         bank_path = user_sliders.bank_path(engine)
+    clip_spec = env.get("EDITOR_WORDS_CLIP", WORDS_CLIP)
+    words_n = int(env.get("EDITOR_WORDS_N", WORDS_N))
+    words_dir = user_sliders.samples_path(engine, clip_spec, words_n)
     words, problem = None, ""
     samples = env.get("EDITOR_WORDS_SAMPLES")
     if samples:
@@ -309,14 +409,15 @@ def backend_from_env(engine, bank_path: str | Path | None = None, device: str = 
             from editor.custom_sliders import open_word_maker
             from editor.labelers import make_labeler
 
-            clip = make_labeler(env.get("EDITOR_WORDS_CLIP", "clip:ViT-B-32:laion2b_s34b_b79k"), device=device)
+            clip = make_labeler(clip_spec, device=device)
             words = open_word_maker(samples, clip, model_id=str(engine.model_id))
         except (ValueError, FileNotFoundError, OSError) as exc:
             problem = f"Sliders from words are off: {exc}"
+    kw = dict(clip_spec=clip_spec, words_dir=words_dir, words_n=words_n)
     try:
-        backend = CustomSliderBackend(engine, words, bank_path=bank_path)
+        backend = CustomSliderBackend(engine, words, bank_path=bank_path, **kw)
     except (ValueError, OSError) as exc:  # an unreadable user bank: start without it, and say so
-        backend = CustomSliderBackend(engine, words, bank_path=None)
+        backend = CustomSliderBackend(engine, words, bank_path=None, **kw)
         problem = (problem + " " if problem else "") + f"Your saved sliders could not be loaded: {exc}"
     backend.words_problem = problem
     return backend
