@@ -472,10 +472,10 @@ def fit_scores(fit: Callable, x, scores, rng: np.random.Generator, share: float 
 
     1. split all labelled samples (NaN score = unlabelled, skipped) at random into train / validation (`val_share`);
     2. fit on every training sample's score;
-    3. report accuracies as `fit_confident` does, so the numbers compare across methods: on the held-out (train)
-       samples among the confident top/bottom `share` of the scores. `extra` adds ``val_accuracy_all`` (every held-out
-       sample, labelled by `score_threshold`) and ``val_rank_corr`` (Spearman correlation of x·n with the held-out
-       scores). σ is measured on all N samples.
+    3. report accuracies as `fit_confident` does, so the numbers compare across methods: the validation (training)
+       accuracy is measured on the held-out (training) samples among the confident top/bottom `share` of the scores.
+       `extra` adds ``val_accuracy_all`` (every held-out sample, labelled by `score_threshold`) and ``val_rank_corr``
+       (Spearman correlation of x·n with the held-out scores). σ is measured on all N samples.
     x: [N, D]; scores: [N]. A generator with the same seed gives the same split.
     """
     x = _as_matrix(x)
