@@ -18,3 +18,15 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip(f"reference fixtures not found at {FIXTURES}")
     return FIXTURES
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny networks train several times faster on one thread than on two when the machine's cores are shared (two
+    OpenMP threads spin-wait on each other); the previous thread count is restored afterwards."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -13,13 +13,7 @@ TINY = A.AttributeNetConfig(input_size=32, widths=(4, 8, 8, 16), strides=(2, 2, 
                             embed_dim=16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models train far faster on one thread than on two when the cores are shared."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ from editor.toonfaces import ATTRIBUTES, ToonParams, attributes_of, sample_param
 from editor.toonlatent import LatentWorld
 from editor.train.distill import DistillConfig, Distiller, export_portable, import_portable, STATE_FILE
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = NetworkConfig(z_dim=96, w_dim=32, img_resolution=32, mapping_layers=2, channel_base=512, channel_max=32,
                      num_fp16_res=0, extra={"lr_multiplier": 1.0})
 
@@ -69,7 +71,6 @@ def test_latent_world_refuses_too_small_z():
 
 
 def test_distillation_lowers_the_loss_and_resumes_exactly(tmp_path):
-    torch.set_num_threads(1)
     d = Distiller(_tiny_cfg(feature_weight=0.1))
     first = [d.step()["loss"] for _ in range(2)]
     for _ in range(8):

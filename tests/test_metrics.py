@@ -9,12 +9,7 @@ from editor.metrics import (PixelDistance, PixelFeatures, frechet_distance, frec
 from editor.stylegan2 import build_generator
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_fd_of_identical_sets_is_zero():

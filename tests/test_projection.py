@@ -14,13 +14,7 @@ FAST = replace(DEFAULT, space="w", perceptual="none", pixel_weight=1.0, w_avg_sa
                early_stop_patience=0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks run several times faster on one thread when the machine's cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

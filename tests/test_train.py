@@ -10,13 +10,7 @@ from editor.stylegan2 import CONFIGS
 from editor.train import AdaController, AugmentConfig, AugmentPipe, RunOptions, TrainConfig, Trainer, run_training
 from editor.train.data import BatchStream, FolderSource, ToonSource, load_image_folder
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # one thread: on a shared, busy machine two OpenMP threads spin-wait on each other (measured ~5x slower)
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = replace(CONFIGS["small"], img_resolution=16, channel_base=256, channel_max=16, mbstd_group_size=2)
