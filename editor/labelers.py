@@ -207,13 +207,14 @@ class TruthLabeler:
 
     z_dim: int
     world_seed: int = 0
+    strength: float = 0.0  # T's mixing strength (the checkpoint's training.mixing_strength)
     attributes: tuple[str, ...] = field(default_factory=_attribute_names)
 
     def __post_init__(self):
         from editor.toonlatent import LatentWorld
 
-        self.world = LatentWorld(self.z_dim, self.world_seed)
-        self.name = f"toon-truth:world{self.world_seed}-z{self.z_dim}"
+        self.world = LatentWorld(self.z_dim, self.world_seed, self.strength)
+        self.name = f"toon-truth:world{self.world_seed}-c{self.strength:g}-z{self.z_dim}"
 
     def __call__(self, images=None, ids: Sequence[int] = ()) -> dict[str, np.ndarray]:
         from editor.samples import z_from_seeds
@@ -241,7 +242,8 @@ class TruthLabeler:
         training = config.get("training", {})
         if training.get("route") != "distillation":
             raise ValueError(f"{path} was not distilled from the toon world: it has no truth labels")
-        return cls(z_dim=int(config["init_kwargs"]["z_dim"]), world_seed=int(training.get("world_seed", 0)))
+        return cls(z_dim=int(config["init_kwargs"]["z_dim"]), world_seed=int(training.get("world_seed", 0)),
+                   strength=float(training.get("mixing_strength", 0.0)))
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -2,16 +2,22 @@
 
 The demo generator is trained by distillation (``editor.train.distill``): it learns ``z -> render(T(z))``. T must
 keep the world's statistics exactly (the generator should draw the same population as the renderer) but must not
-make Z *be* the parameters: the studies compare Z with W, and a Z whose coordinates were the attributes would be
-disentangled for free. So z first goes through a fixed, seeded mixing that maps the standard normal distribution
-onto itself (its coordinates stay independent N(0, 1)) but is not linear:
+make Z *be* the parameters: the studies compare Z with W, and a Z whose coordinates were the draws would be
+disentangled for free. So z first goes through a fixed, seeded map M that sends the standard normal distribution
+onto itself (its coordinates stay independent N(0, 1)):
 
     x = R1 z;  (a, b) = halves of x;  each pair of b is rotated by an angle  theta_k = c * <u_k, a>;  g = R2 [a; b']
 
-(R1, R2 random rotations, u_k random unit vectors, c = ``MIXING_STRENGTH``). A rotation of b that depends only on a
-keeps N(0, I) invariant, so g ~ N(0, I) exactly, while a half-space in z (a linear attribute boundary) is bent into
-a curved one. Coordinate ``i`` of g feeds the story's draw ``DRAW_NAMES[i]`` (uniforms through the normal CDF, the
-normal draws directly), so T(z) has the distribution of ``sample_params`` over seeds, with the same correlations.
+(R1, R2 random rotations, u_k random unit vectors, c = ``strength``). A rotation of b that depends only on a keeps
+N(0, I) invariant, so g ~ N(0, I) exactly for any c. Coordinate ``i`` of g feeds the story's draw ``DRAW_NAMES[i]``
+(uniforms through the normal CDF, the normal draws directly), so T(z) has the distribution of ``sample_params``
+over seeds, with the same correlations.
+
+The default, c = 0 (``MIXING_STRENGTH``), is a fixed random rotation: every draw is a random direction of Z, not a
+coordinate, and attributes that depend on several draws (bald, grey hair, the correlated pairs) are not half-spaces
+of Z. c > 0 also bends single-draw boundaries, but then the mapping network cannot learn T precisely enough for the
+generator to draw T(z) (docs/training.md: an 8-layer mapping regressing the draws from z plateaus at R^2 0.86 for
+c = 0.5 and 0.66 for c = 1, so 12-20 % of faces would get attributes other than their truth).
 
 API: ``LatentWorld(z_dim, seed=0)``; ``world.params(z)`` -> list of ``ToonParams``; ``world.attributes(z)`` -> list
 of attribute dicts (the truth labels); ``world.render(z, size)`` -> uint8 [N, size, size, 3].
@@ -26,7 +32,7 @@ from editor.toonfaces import DRAW_NAMES, ToonParams, attributes_of, draw_params,
 
 __all__ = ["LatentWorld", "MIXING_STRENGTH"]
 
-MIXING_STRENGTH = 1.0  # radians of rotation per unit of the angle's normal projection (c above)
+MIXING_STRENGTH = 0.0  # c above, radians per unit of the angle's normal projection (0: a plain rotation)
 _SLOT = {name: i for i, name in enumerate(DRAW_NAMES)}
 _JITTER_SLOTS = 3  # the background jitter uses three coordinates
 
@@ -80,7 +86,7 @@ class LatentWorld:
         self.angle_dirs = u / np.linalg.norm(u, axis=1, keepdims=True)  # [pairs, half] unit vectors
 
     def mix(self, z: np.ndarray) -> np.ndarray:
-        """z [N, z_dim] -> g [N, z_dim], N(0, I) to N(0, I), nonlinear (see the module docstring)."""
+        """z [N, z_dim] -> g [N, z_dim], N(0, I) to N(0, I) (see the module docstring)."""
         z = np.asarray(z, np.float64)
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must be [N, {self.z_dim}], got {z.shape}")

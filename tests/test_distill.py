@@ -37,8 +37,8 @@ def test_t_is_deterministic_and_moves_every_parameter():
     assert LatentWorld(96, seed=1).params(z[:5]) != params[:5]
 
 
-def test_mixing_keeps_the_standard_normal_but_is_not_linear():
-    world = LatentWorld(96)
+def test_mixing_keeps_the_standard_normal_but_can_bend():
+    world = LatentWorld(96, strength=1.0)
     z = np.random.default_rng(1).standard_normal((20000, 96))
     g = world.mix(z)
     assert np.abs(g.mean(0)).max() < 0.05
@@ -46,8 +46,10 @@ def test_mixing_keeps_the_standard_normal_but_is_not_linear():
     assert np.abs(cov - np.eye(96)).max() < 0.06
     a, b = z[:10], z[10:20]
     assert not np.allclose(world.mix(a + b), world.mix(a) + world.mix(b), atol=1e-3)
-    # norms are kept exactly (every step is a rotation)
+    # norms are kept exactly (every step is a rotation); the default (strength 0) is one fixed rotation
     np.testing.assert_allclose(np.linalg.norm(g, axis=1), np.linalg.norm(z, axis=1), rtol=1e-10)
+    plain = LatentWorld(96)
+    np.testing.assert_allclose(plain.mix(a + b), plain.mix(a) + plain.mix(b), atol=1e-10)
 
 
 def test_t_draws_the_worlds_population():
@@ -113,6 +115,16 @@ def test_low_resolution_phase_trains_the_half_size_image_first():
     assert d.resolution == 32
     d.step()
     assert not torch.equal(d.G.synthesis.b32.torgb.weight, last)
+
+
+def test_mapping_pretraining_makes_w_carry_the_draws():
+    d = Distiller(_tiny_cfg(feature_weight=0.0, mapping_pretrain_kimg=30.0))
+    assert not d.mapping_pretrained
+    r2 = d.pretrain_mapping()
+    assert d.mapping_pretrained and r2 > 0.1  # a linear readout of w predicts part of T's draws (w_dim 32 < 44)
+    for p, q in zip(d.G.mapping.parameters(), d.G_ema.mapping.parameters()):
+        assert torch.equal(p, q)
+    d.step()
 
 
 def test_portable_state_round_trip(tmp_path):

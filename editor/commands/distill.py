@@ -26,6 +26,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lr", type=float, default=0.002)
     parser.add_argument("--feature-weight", type=float, default=None,
                         help="weight of the attribute-model feature term (default 1.0; 0 = pixels only)")
+    parser.add_argument("--mapping-pretrain-kimg", type=float, default=0.0,
+                        help="first fit the mapping network alone to T's draws on this many thousand latents")
     parser.add_argument("--low-res-kimg", type=float, default=0.0,
                         help="train the half-resolution image only for this many thousand images first (faster)")
     parser.add_argument("--ema-kimg", type=float, default=10.0, help="G_ema half-life (thousands of images)")
@@ -64,7 +66,7 @@ def run(args) -> int:
     if not args.resume:
         cfg = DistillConfig(network=CONFIGS[args.config], batch=args.batch, lr=args.lr, ema_kimg=args.ema_kimg,
                             seed=args.seed, world_seed=args.world_seed, compile=not args.no_compile,
-                            low_res_kimg=args.low_res_kimg,
+                            low_res_kimg=args.low_res_kimg, mapping_pretrain_kimg=args.mapping_pretrain_kimg,
                             bf16=not args.fp32)
         if args.feature_weight is not None:
             cfg = replace(cfg, feature_weight=args.feature_weight)
@@ -73,7 +75,10 @@ def run(args) -> int:
         signal.signal(sig, lambda *_: stopping.append(1))
 
     def show(info: dict) -> None:
-        if info["event"] == "tick":
+        if info["event"] == "pretrain":
+            r2 = f"  held-out R^2 {info['r2']:.4f}" if "r2" in info else ""
+            print(f"mapping pretraining: {info['n']} latents  loss {info['loss']:.4f}{r2}", flush=True)
+        elif info["event"] == "tick":
             print(f"kimg {info['kimg']:8.2f}  it {info['it']:6d}  {info['img_s']:5.1f} img/s  loss {info['loss']:.4f}"
                   f"  l1 {info['l1']:.4f}  feat {info['feat']:.4f}", flush=True)
         else:

@@ -59,6 +59,9 @@ class DistillConfig:
     lr: float = 0.002
     betas: tuple[float, float] = (0.9, 0.99)
     l1_scales: tuple[int, ...] = (1, 2, 4)  # L1 at full, half and quarter resolution (box-downsampled)
+    mapping_pretrain_kimg: float = 0.0  # first fit the mapping network alone (plus a throw-away linear head) to
+    #                                     predict T's draws from z, on this many thousand latents (no synthesis:
+    #                                     ~5k latents/s), so that W starts out carrying the draws linearly
     low_res_kimg: float = 0.0  # train the half-resolution image only (the skip output before the last block) until
     #                            this many thousand images: every layer but the last block learns at ~2x the speed
     feature_weight: float = 1.0  # attribute-model feature term (0 = pixels only)
@@ -118,6 +121,7 @@ class Distiller:
         self.nimg = 0
         self.it = 0
         self.seconds = 0.0
+        self.mapping_pretrained = cfg.mapping_pretrain_kimg <= 0
         self._loss = torch.compile(self._loss_terms) if cfg.compile else self._loss_terms
 
     # -- data
@@ -162,6 +166,34 @@ class Distiller:
                 feat = feat + (x - y).abs().mean() / (y.abs().mean() + 1e-6)
         return l1, feat
 
+    def pretrain_mapping(self, batch: int = 256, progress=None) -> float:
+        """Fit the mapping network (and a temporary linear head on w) to T's draws, mean squared error on the mixed
+        coordinates the story reads; returns the final R^2 on held-out latents. Deterministic for a config."""
+        n_total = int(self.cfg.mapping_pretrain_kimg * 1000)
+        slots = self.world.slots
+        torch.manual_seed(self.cfg.seed + 1)
+        head = torch.nn.Linear(self.cfg.network.w_dim, slots)
+        params = list(self.G.mapping.parameters()) + list(head.parameters())
+        opt = torch.optim.Adam(params, lr=self.cfg.lr, betas=self.cfg.betas)
+        rng = np.random.default_rng([self.cfg.seed, 2 ** 31 - 1])
+        for k in range(max(1, n_total // batch)):
+            z = rng.standard_normal((batch, self.cfg.network.z_dim))
+            g = torch.from_numpy(self.world.mix(z)[:, :slots]).float()
+            w = self.G.mapping(torch.from_numpy(z).float(), None, update_emas=True)[:, 0]
+            loss = (head(w) - g).square().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if progress is not None and k % 200 == 0:
+                progress(k * batch, float(loss))
+        z = held_out_latents(2000, self.cfg.network.z_dim)
+        with torch.no_grad():
+            pred = head(self.G.mapping(torch.from_numpy(z), None)[:, 0]).double().numpy()
+        g = self.world.mix(z)[:, :slots]
+        self.G_ema.mapping.load_state_dict(self.G.mapping.state_dict())
+        self.mapping_pretrained = True
+        return float(1 - ((pred - g) ** 2).mean() / g.var())
+
     def step(self, k: int | None = None) -> dict[str, float]:
         """One optimiser step on batch k (default: the next one)."""
         k = self.it if k is None else k
@@ -191,7 +223,8 @@ class Distiller:
     # -- state
     def state_dict(self) -> dict:
         return {"config": self.cfg.to_json(), "G": self.G.state_dict(), "G_ema": self.G_ema.state_dict(),
-                "opt": self.opt.state_dict(), "nimg": self.nimg, "it": self.it, "seconds": self.seconds}
+                "opt": self.opt.state_dict(), "nimg": self.nimg, "it": self.it, "seconds": self.seconds,
+                "mapping_pretrained": self.mapping_pretrained}
 
     def load_state_dict(self, state: dict) -> None:
         self.G.load_state_dict(state["G"], strict=True)
@@ -199,6 +232,7 @@ class Distiller:
         if state.get("opt") is not None:
             self.opt.load_state_dict(state["opt"])
         self.nimg, self.it, self.seconds = int(state["nimg"]), int(state["it"]), float(state["seconds"])
+        self.mapping_pretrained = bool(state.get("mapping_pretrained", True))
 
     def save(self, path: str | os.PathLike) -> None:
         path = Path(path)
@@ -308,6 +342,7 @@ def run_distill(cfg: DistillConfig | None, out: str | os.PathLike, *, resume: bo
         provenance = {"training": {"route": "distillation", "kimg": d.nimg / 1000, "seconds": round(d.seconds, 1),
                                    "device": "cpu", "world_seed": cfg.world_seed,
                                    "mixing_strength": cfg.mixing_strength, "data": "toon-latent",
+                                   "mapping_pretrain_kimg": cfg.mapping_pretrain_kimg,
                                    "config": cfg.to_json()}}
         save_generator(d.G_ema, out / "G_ema", provenance=provenance)
 
@@ -319,6 +354,10 @@ def run_distill(cfg: DistillConfig | None, out: str | os.PathLike, *, resume: bo
         _save_png(image_grid(rows, 8), out / "samples" / f"fakes-{d.nimg // 1000:06d}.png")
         return record
 
+    if not d.mapping_pretrained:
+        r2 = d.pretrain_mapping(progress=lambda n, loss: emit({"event": "pretrain", "n": n, "loss": loss}))
+        append("log.jsonl", {"mapping_pretrain_kimg": cfg.mapping_pretrain_kimg, "heldout_r2": round(r2, 4)})
+        emit({"event": "pretrain", "n": int(cfg.mapping_pretrain_kimg * 1000), "loss": float("nan"), "r2": r2})
     last_snap = last_eval = last_report = time.time()
     sums: dict[str, float] = {}
     n_sum, tick_nimg, tick_time = 0, d.nimg, time.time()
