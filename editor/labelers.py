@@ -461,7 +461,7 @@ class ManualLabeler:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def make_labeler(spec: str, device: str = "cpu") -> Labeler:
+def make_labeler(spec: str, device: str = "cpu", model=None) -> Labeler:
     """Build a labeller from a CLI string.
 
     'stats'                              image statistics (any generator)
@@ -470,6 +470,7 @@ def make_labeler(spec: str, device: str = "cpu") -> Labeler:
                                          (MODEL may be a config .json; PRETRAINED 'none' = random weights)
     'manual:FILE.csv' / 'manual:FILE.jsonl'
     'truth' / 'truth:CHECKPOINT_DIR'     exact attributes of T(z) for a generator distilled from the toon world
+                                         (default: ``model``, the generator's checkpoint folder, else the demo)
     """
     kind, _, rest = str(spec).partition(":")
     if kind == "stats":
@@ -489,7 +490,7 @@ def make_labeler(spec: str, device: str = "cpu") -> Labeler:
         pre = None if pretrained.lower() == "none" else pretrained
         return ClipLabeler(model=model, pretrained=pre, device=device)
     if kind == "truth":
-        return TruthLabeler.for_model(rest or None)
+        return TruthLabeler.for_model(rest or model)
     if kind == "manual":
         if not rest:
             raise ValueError("manual labels need a file: --labeler manual:labels.csv")

@@ -162,3 +162,11 @@ def test_truth_labeller_refuses_a_model_that_was_not_distilled(tmp_path):
     (tmp_path / "config.json").write_text('{"init_kwargs": {"z_dim": 96}, "training": {"route": "gan"}}')
     with pytest.raises(ValueError, match="not distilled"):
         make_labeler(f"truth:{tmp_path}")
+
+
+def test_truth_labeller_follows_the_model_it_labels(tmp_path):
+    (tmp_path / "config.json").write_text('{"init_kwargs": {"z_dim": 96}, "training": {"route": "distillation", '
+                                          '"world_seed": 3, "mixing_strength": 0.5}}')
+    lab = make_labeler("truth", model=tmp_path)
+    assert (lab.z_dim, lab.world_seed, lab.strength) == (96, 3, 0.5)
+    assert lab(None, [5])["smiling"][0] == LatentWorld(96, 3, 0.5).attributes(z_from_seeds([5], 96))[0]["smiling"]

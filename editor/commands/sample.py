@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 NAME = "sample"
 HELP = "Sample latents from a generator, render and label them into a resumable cache (z, w, ws, scores)."
 EXAMPLES = """  python -m editor sample --model random:small --n 1000 --labeler stats --out samples/small-stats
@@ -32,7 +34,8 @@ def open_and_fill(args, G, device: str):
     from tqdm import tqdm
 
     from editor.bank import generator_info
-    from editor.labelers import make_labeler
+    from editor.checkpoints import resolve_source
+    from editor.labelers import TruthLabeler, make_labeler
     from editor.samples import SampleCache, SampleSpec
 
     if args.batch < 1:
@@ -42,7 +45,11 @@ def open_and_fill(args, G, device: str):
                       image_size=args.image_size)
     cache = SampleCache(args.out, spec, {"model_id": info.model_id, "source": str(args.model), "z_dim": info.z_dim,
                                          "w_dim": info.w_dim, "num_ws": info.num_ws})
-    labellers = [make_labeler(s, device=device) for s in args.labeler]
+    source = resolve_source(args.model, progress=False)
+    model_dir = source if isinstance(source, Path) and source.is_dir() else None
+    labellers = [make_labeler(s, device=device, model=model_dir) for s in args.labeler]
+    if spec.psi != 1 and any(isinstance(lab, TruthLabeler) for lab in labellers):
+        raise ValueError("the truth labeller describes untruncated samples only: use --psi 1")
     todo = cache.missing(labellers)
     if todo:
         bar = tqdm(total=None, unit="img", desc=f"sampling into {args.out}", leave=True)
