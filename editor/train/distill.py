@@ -409,10 +409,17 @@ def export_portable(run: str | os.PathLike, dest: str | os.PathLike) -> Path:
         tensors = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state[net].items()}
         tmp = dest / f"{net}.safetensors.part"
         save_file(tensors, str(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())  # readable like any other file of the checkout (the temp file is 0600)
         os.replace(tmp, dest / f"{net}.safetensors")
     meta = {"config": state["config"], "nimg": state["nimg"], "it": state["it"], "seconds": state["seconds"]}
     (dest / "portable.json").write_text(json.dumps(meta, indent=2) + "\n")
     return dest
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def import_portable(src: str | os.PathLike, run: str | os.PathLike) -> Path:
