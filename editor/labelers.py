@@ -209,6 +209,7 @@ class TruthLabeler:
     world_seed: int = 0
     strength: float = 0.0  # T's mixing strength (the checkpoint's training.mixing_strength)
     attributes: tuple[str, ...] = field(default_factory=_attribute_names)
+    needs_images = False  # labels come from the ids alone: the sample cache skips synthesis for it
 
     def __post_init__(self):
         from editor.toonlatent import LatentWorld
@@ -402,6 +403,7 @@ class ManualLabeler:
     labels: dict[str, dict[int, float]]  # attribute -> {id: value}
     name: str = "manual"
     attributes: tuple[str, ...] = ()
+    needs_images = False  # labels come from the ids alone
 
     def __post_init__(self):
         if not self.labels:

@@ -142,7 +142,9 @@ class SampleCache:
                 data = {"seeds": seeds, "z": z}
                 have_latents = False
             need = [lab for lab in labellers if not self._chunk_path(i, lab.name).is_file()]
-            render = need or (self.spec.keep_images and not have_latents)
+            # labellers that read only the ids (ground truth, manual labels) need no synthesis
+            render = any(getattr(lab, "needs_images", True) for lab in need) or (
+                self.spec.keep_images and not have_latents)
             ws_parts, img_parts, score_parts = [], [], {lab.name: [] for lab in need}
             for b0 in range(0, len(seeds), batch):
                 sl = slice(b0, b0 + batch)
@@ -152,6 +154,7 @@ class SampleCache:
                     z = torch.from_numpy(data["z"][sl]).to(device)
                     ws = G.mapping(z, None, truncation_psi=self.spec.psi)  # [B, num_ws, w_dim]
                     ws_parts.append(ws.float().cpu().numpy())
+                img = None
                 if render:
                     img = G.synthesis(ws, noise_mode="const").float().clamp(-1, 1)  # [B, 3, H, W]
                     if self.spec.image_size and img.shape[-1] != self.spec.image_size:
@@ -159,8 +162,8 @@ class SampleCache:
                     img = img.cpu()
                     if self.spec.keep_images and not have_latents:
                         img_parts.append(((img + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
-                    for lab in need:
-                        score_parts[lab.name].append(_label(lab, img, seeds[sl]))
+                for lab in need:
+                    score_parts[lab.name].append(_label(lab, img, seeds[sl]))
                 done += len(seeds[sl])
                 if progress is not None:
                     progress(done, total)

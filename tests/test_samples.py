@@ -98,3 +98,16 @@ def test_build_entries_with_sparse_manual_labels():
     assert {e.method for e in entries} == {"logreg", "svm", "shrink"}
     for e in entries:
         assert e.n_samples < 40 and e.vector[0, 0] > 0.5  # found the labelled axis from the labelled samples only
+
+
+def test_id_only_labellers_need_no_synthesis(G, tmp_path, monkeypatch):
+    cache = SampleCache(tmp_path / "s", SampleSpec(n=6, chunk=3), _gen_meta(G))
+    cache.fill(G)  # latents only
+    manual = ManualLabeler(labels={"a": {i: float(i % 2) for i in range(6)}})
+
+    def no_synthesis(*args, **kwargs):
+        raise AssertionError("synthesis ran for a labeller that reads only the ids")
+
+    monkeypatch.setattr(G.synthesis, "forward", no_synthesis)
+    cache.fill(G, [manual])
+    assert list(cache.load([manual.name]).scores[manual.name]["a"]) == [0, 1, 0, 1, 0, 1]
