@@ -102,12 +102,17 @@ def main() -> None:
     pr = None
     if world is not None:
         pr = quality(G, world, judge, args.num, out, args.sheet)
+    engine = card = None
+    if args.slider_faces or args.strips:  # the app's own engine: the model's bank and default settings
+        from editor.service import open_engine
+
+        engine, card = open_engine(args.model)
     if args.slider_faces:
-        out["sliders"] = slider_bar(args.model, judge, renders_judged=pr, faces=args.slider_faces)
+        out["sliders"] = slider_bar(engine, card, judge, renders_judged=pr, faces=args.slider_faces)
         out["bar"]["sliders"] = out["sliders"]["pass"]
     if args.strips:
         names = [a for a in args.strip_attributes.split(",") if a] if args.strip_attributes else None
-        slider_strips(args.model, args.strips, names)
+        slider_strips(engine, args.strips, names)
     out["seconds"] = round(time.time() - t0, 1)
     print(json.dumps(out, indent=2))
     if args.json:
@@ -126,24 +131,16 @@ SLIDER_SEED = 32_000_000
 PSI = 0.7
 
 
-def _engine(model: str):
-    from editor.service import open_engine
-
-    engine, card = open_engine(model)
-    return engine, card
-
-
 def _render_edits(engine, seeds, sliders: dict, locked=()) -> np.ndarray:
     from editor.engine import EditState
 
     return np.stack([engine.render(EditState.create(engine.sample(s, PSI), sliders, locked=locked)) for s in seeds])
 
 
-def slider_bar(model: str, judge, renders_judged, faces: int) -> dict:
+def slider_bar(engine, card, judge, renders_judged, faces: int) -> dict:
     """The default sliders' success, leakage and identity numbers (see the module docstring)."""
     from editor.toonfaces import ATTRIBUTES
 
-    engine, card = _engine(model)
     binary = [s.name for s in ATTRIBUTES if s.kind == "binary"]
     pool = list(range(SLIDER_SEED, SLIDER_SEED + 6 * faces))
     base = _render_edits(engine, pool, {})
@@ -195,7 +192,7 @@ def slider_bar(model: str, judge, renders_judged, faces: int) -> dict:
     return out
 
 
-def slider_strips(model: str, path: str, attributes=None, seeds=tuple(range(SLIDER_SEED, SLIDER_SEED + 8)),
+def slider_strips(engine, path: str, attributes=None, seeds=tuple(range(SLIDER_SEED, SLIDER_SEED + 8)),
                   per_row: int = 3) -> None:
     """A block per slider (rows: faces, columns: -3 .. +3 sigma, default method and space, psi 0.7), blocks in a grid;
     attributes: names (default every binary attribute of the toon world that the bank has)."""
@@ -203,7 +200,6 @@ def slider_strips(model: str, path: str, attributes=None, seeds=tuple(range(SLID
 
     from editor.toonfaces import ATTRIBUTES
 
-    engine, _ = _engine(model)
     if attributes is None:
         attributes = [s.name for s in ATTRIBUTES if s.kind == "binary" and s.name in engine.bank.attributes]
     alphas = (-3, -2, -1, 0, 1, 2, 3)

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from editor.stylegan2 import CONFIGS, Generator, NetworkConfig
 from editor.toonfaces import ATTRIBUTES
 from editor.toonlatent import MIXING_STRENGTH, LatentWorld
-from editor.train.loop import _save_png, _to_uint8, image_grid
+from editor.train.loop import _save_png, _to_uint8, image_grid, save_atomic
 
 __all__ = ["DistillConfig", "Distiller", "run_distill", "export_portable", "import_portable", "evaluate_generator",
            "HELD_OUT_SEED"]
@@ -235,18 +235,12 @@ class Distiller:
         self.mapping_pretrained = bool(state.get("mapping_pretrained", True))
 
     def save(self, path: str | os.PathLike) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".part")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        save_atomic(self.state_dict(), path)
 
     @classmethod
-    def from_state(cls, path: str | os.PathLike, **overrides) -> "Distiller":
+    def from_state(cls, path: str | os.PathLike) -> "Distiller":
         state = torch.load(path, map_location="cpu", weights_only=True)
-        cfg = DistillConfig.from_json(state["config"])
-        if overrides:
-            cfg = replace(cfg, **overrides)
-        d = cls(cfg)
+        d = cls(DistillConfig.from_json(state["config"]))
         d.load_state_dict(state)
         return d
 

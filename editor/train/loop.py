@@ -260,10 +260,7 @@ class Trainer:
 
     def save_state(self, path: str | os.PathLike) -> None:
         """Write the full training state atomically."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".part")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        save_atomic(self.state_dict(), path)
 
     @classmethod
     def from_state(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "Trainer":
@@ -309,6 +306,14 @@ class RunOptions:
             raise ValueError(f"metric must be 'fd' or None, got {self.metric!r}")
         if self.metric_samples < 2 or self.workers < 0 or min(self.grid) < 1:
             raise ValueError("metric_samples must be >= 2, workers >= 0 and the grid at least 1x1")
+
+
+def save_atomic(obj, path: str | os.PathLike) -> None:
+    """torch.save through a temporary file and a rename: a killed process never leaves a half-written state."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
 
 
 def image_grid(images: np.ndarray, cols: int) -> np.ndarray:
