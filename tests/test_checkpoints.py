@@ -348,7 +348,7 @@ def test_positional_init_args_are_named(tmp_path, small_G):
     kw = dict(obj.state["_init_kwargs"])
     obj.state["_init_args"] = tuple(kw.pop(k) for k in ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels"))
     obj.state["_init_kwargs"] = kw
-    assert ck._init_kwargs_from_persistent(obj) == small_G.init_kwargs
+    assert ck.reference.init_kwargs_from_persistent(obj) == small_G.init_kwargs
 
 
 def test_converted_pickle_roundtrip(good_pickle, tmp_path, small_G):
@@ -380,7 +380,7 @@ def test_random_spec_errors(spec, match):
 def test_every_config_has_a_random_generator_spec():
     # Building the big ones is a benchmark's job; check the kwargs resolve.
     for name in CONFIGS:
-        class_name, kwargs, seed = ck._random_network(f"random:{name}:3", "G_ema")
+        class_name, kwargs, seed = ck.load._random_network(f"random:{name}:3", "G_ema")
         assert class_name == "Generator" and seed == 3 and kwargs["img_resolution"] > 0
 
 
@@ -430,7 +430,7 @@ def test_registry_name_uses_a_file_already_in_the_cache(cache, small_G, small_D,
 
 
 def test_demo_missing_and_present(tmp_path, monkeypatch, small_G):
-    monkeypatch.setattr(ck, "DEMO_DIR", tmp_path / "demo")
+    monkeypatch.setattr(ck.registry, "DEMO_DIR", tmp_path / "demo")
     with pytest.raises(ck.ModelUnavailableError, match="demo generator is not in this checkout"):
         ck.load_generator("demo")
     ck.save_generator(small_G, tmp_path / "demo")
@@ -590,7 +590,7 @@ def test_pickle_from_hf_cache_is_read_safely(tmp_path, monkeypatch, small_G):
 
 def test_pickle_module_is_plain_python():
     # The restricted reader relies on the pure-Python unpickler's dispatch table.
-    assert pickle.BUILD[0] in ck._RestrictedUnpickler.dispatch
+    assert pickle.BUILD[0] in ck.unpickle._RestrictedUnpickler.dispatch
 
 
 # ---------------------------------------------------------------------------------------------------------------
