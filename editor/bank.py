@@ -51,42 +51,48 @@ class GeneratorInfo:
     z_dim: int  # input latent size
     w_dim: int  # intermediate latent size
     num_ws: int  # number of W+ layers
+    verified_as: str | None = None  # the registry model these weights verifiably are (not stored in bank files)
 
 
 REGISTRY_ID_PREFIX = "registry:"  # a bank model_id "registry:NAME": the published weights of registry model NAME
 
 
 def registry_generator_info(name: str) -> GeneratorInfo:
-    """The identity of a published generator by its registry name and configuration (`editor.checkpoints.REGISTRY`,
-    `editor.stylegan2.CONFIGS`), for banks converted from public files where this project has no weights to hash:
-    model_id "registry:NAME". Such a bank validates against a generator loaded *from that registry source* (its name,
-    URL or cached file) whose z_dim / w_dim / num_ws match."""
+    """The identity of a published generator by its registry name (`editor.checkpoints.REGISTRY`), for banks
+    converted from public files where this project has no weights to hash: model_id "registry:NAME". Such a bank
+    fits a generator verified to be that model (`GeneratorInfo.verified_as`, from the fingerprint recorded when the
+    registry download was made), whatever its file is called."""
     from editor.checkpoints import REGISTRY
-    from editor.stylegan2 import CONFIGS
 
-    if name not in REGISTRY or name not in CONFIGS:
-        known = sorted(set(REGISTRY) & set(CONFIGS))
+    entry = REGISTRY.get(name)
+    if entry is None or entry.url is None or not entry.resolution:
+        known = sorted(n for n, e in REGISTRY.items() if e.url and e.resolution)
         raise ValueError(f"no published generator {name!r} with a known configuration; known: {', '.join(known)}")
-    cfg = CONFIGS[name]
-    num_ws = 2 * int(round(math.log2(cfg.img_resolution))) - 2  # two per resolution from 4 px (last ToRGB shares)
-    return GeneratorInfo(model_id=REGISTRY_ID_PREFIX + name, z_dim=cfg.z_dim, w_dim=cfg.w_dim, num_ws=num_ws)
+    return GeneratorInfo(model_id=REGISTRY_ID_PREFIX + name, z_dim=entry.z_dim, w_dim=entry.w_dim,
+                         num_ws=entry.num_ws)
 
 
-def _registry_name_of(source) -> str | None:
-    if source is None:
+def _local_file(source) -> Path | None:
+    """The local file a generator was loaded from (an existing path, or a registry name's cached download)."""
+    from editor.checkpoints.registry import cached_path, registry_entry_for
+
+    if source is None or str(source).startswith("random:"):
         return None
-    from editor.checkpoints import registry_entry_for
-
     entry = registry_entry_for(str(source))
-    return None if entry is None else entry.name
+    path = cached_path(entry) if entry is not None else Path(str(source)).expanduser()
+    return path if path is not None and path.is_file() else None
 
 
-def generator_info(G) -> GeneratorInfo:
-    """The `GeneratorInfo` of a generator module (identity from `editor.checkpoints.model_id`)."""
+def generator_info(G, source=None) -> GeneratorInfo:
+    """The `GeneratorInfo` of a generator module: identity from `editor.checkpoints.model_id`, and the registry model
+    it verifiably is (its model_id, or the sha256 of the file it came from, `source`, matches a verified download)."""
     from editor.checkpoints import model_id
+    from editor.checkpoints.registry import verified_name
 
     num_ws = getattr(G, "num_ws", None) or getattr(G.mapping, "num_ws")
-    return GeneratorInfo(model_id=str(model_id(G)), z_dim=int(G.z_dim), w_dim=int(G.w_dim), num_ws=int(num_ws))
+    mid = str(model_id(G))
+    return GeneratorInfo(model_id=mid, z_dim=int(G.z_dim), w_dim=int(G.w_dim), num_ws=int(num_ws),
+                         verified_as=verified_name(mid, _local_file(source)))
 
 
 @dataclass(frozen=True)
@@ -190,19 +196,41 @@ class Bank:
             f"no such attribute (attributes: {', '.join(self.attributes) or 'none'})"
         raise ValueError(f"no direction {attribute}/{method or '*'}/{sp or '*'} in this bank; it has: {have}")
 
-    def validate(self, info: GeneratorInfo, check_identity: bool = True, source: str | None = None) -> None:
-        """Raise ValueError unless this bank fits a generator with `info` (w_dim, z_dim, num_ws, identity).
-
-        `source` is where the generator was loaded from (registry name, URL or path): a bank whose model_id is
-        "registry:NAME" (see `registry_generator_info`) accepts a generator loaded from registry model NAME."""
+    def fits_identity(self, info: GeneratorInfo) -> bool:
+        """Whether these are the weights the bank was built for: the same model_id, or, for a "registry:NAME" bank,
+        a generator verified to be registry model NAME (or a model whose bank is NAME's)."""
         g = self.generator
-        problems = [f"{k}: bank {getattr(g, k)} vs generator {getattr(info, k)}"
-                    for k in ("z_dim", "w_dim", "num_ws") if getattr(g, k) != getattr(info, k)]
-        by_registry = (g.model_id.startswith(REGISTRY_ID_PREFIX)
-                       and _registry_name_of(source) == g.model_id[len(REGISTRY_ID_PREFIX):])
-        if check_identity and g.model_id != info.model_id and not by_registry:
-            problems.append(f"model_id: bank {g.model_id!r} vs generator {info.model_id!r}"
-                            + (f" (loaded from {source!r})" if source is not None else ""))
+        if g.model_id == info.model_id:
+            return True
+        if not g.model_id.startswith(REGISTRY_ID_PREFIX) or info.verified_as is None:
+            return False
+        from editor.checkpoints.registry import REGISTRY
+
+        entry = REGISTRY.get(info.verified_as)
+        return entry is not None and g.model_id[len(REGISTRY_ID_PREFIX):] in (entry.name, entry.bank_name)
+
+    def compatibility_problems(self, info: GeneratorInfo) -> list[str]:
+        """Architecture differences (z_dim, w_dim, num_ws: num_ws fixes the resolution) that make the bank unusable."""
+        g = self.generator
+        return [f"{k}: bank {getattr(g, k)} vs generator {getattr(info, k)}"
+                for k in ("z_dim", "w_dim", "num_ws") if getattr(g, k) != getattr(info, k)]
+
+    def validate(self, info: GeneratorInfo, check_identity: bool = True, source: str | None = None) -> None:
+        """Raise ValueError unless this bank fits a generator with `info` (architecture, and identity unless
+        `check_identity` is False: see `fits_identity`). `source` (where the generator came from) is only named in
+        the message: a file name never decides what a generator is."""
+        g = self.generator
+        problems = self.compatibility_problems(info)
+        if check_identity and not self.fits_identity(info):
+            where = f" (loaded from {source!r})" if source is not None else ""
+            if g.model_id.startswith(REGISTRY_ID_PREFIX):
+                name = g.model_id[len(REGISTRY_ID_PREFIX):]
+                problems.append(f"it is for the published {name} weights, and this generator{where} is not "
+                                f"verified to be them: its fingerprint {info.model_id!r} was not recorded by a "
+                                f"download of {name} (`--model {name}` records it; a file copied by hand is "
+                                "not verified). Pass the bank explicitly (--bank) to use it anyway, unverified")
+            else:
+                problems.append(f"model_id: bank {g.model_id!r} vs generator {info.model_id!r}{where}")
         if problems:
             raise ValueError("this direction bank was built for another generator (" + "; ".join(problems) +
                              "). Directions only transfer between identical weights: rebuild it with "
@@ -250,7 +278,8 @@ def save_bank(bank: Bank, path: str | Path) -> Path:
             record["floors"] = floors
         record["tensors"] = names
         entries.append(record)
-    meta = {"format": FORMAT_VERSION, "generator": bank.generator.__dict__, "command": bank.command,
+    g = bank.generator
+    meta = {"format": FORMAT_VERSION, "generator": {k: getattr(g, k) for k in ("model_id", "z_dim", "w_dim", "num_ws")}, "command": bank.command,
             "created": bank.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "entries": entries}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -258,10 +287,20 @@ def save_bank(bank: Bank, path: str | Path) -> Path:
     return path
 
 
+MAX_BANK_ENTRIES = 20_000  # the largest shipped bank has ~1,000
+MAX_BANK_VALUES = 2**26  # numbers materialised in all (float64: 512 MB); each entry gets its own copy of its vector
+MAX_VECTOR_ROWS = 64  # a vector is [1, D] or [num_ws, D]
+MAX_DIM = 8192  # latent sizes
+
+
 def load_bank(path: str | Path, generator: GeneratorInfo | None = None, check_identity: bool = True,
               source: str | None = None) -> Bank:
     """Read a bank file; with `generator` given, refuse (ValueError) a bank built for a different generator
-    (`source`: where the generator was loaded from, see `Bank.validate`)."""
+    (`source`: where the generator was loaded from, named in the message; see `Bank.validate`).
+
+    Sizes are checked from the header before any tensor is read: at most MAX_BANK_ENTRIES entries and
+    MAX_BANK_VALUES numbers materialised in all (entries that name one tensor each get a copy of it, so a
+    small file naming one big tensor many times is refused rather than expanded)."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -270,45 +309,95 @@ def load_bank(path: str | Path, generator: GeneratorInfo | None = None, check_id
     try:
         with safe_open(str(path), framework="numpy") as f:
             header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            if "bank" not in header:
+                raise ValueError(f"{path} is a safetensors file but not a direction bank (no 'bank' metadata)")
+            meta = _bank_meta(path, header["bank"])
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            wanted = _check_sizes(path, meta, shapes)
+            tensors = {k: f.get_tensor(k) for k in wanted}
+    except ValueError:
+        raise
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise ValueError(f"{path} is not a readable safetensors bank file: {exc}") from None
-    if "bank" not in header:
-        raise ValueError(f"{path} is a safetensors file but not a direction bank (no 'bank' metadata)")
-    meta = json.loads(header["bank"])
-    if meta.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{path}: bank format {meta.get('format')!r} is not supported (this version reads "
-                         f"{FORMAT_VERSION})")
 
     def tensor(name):
-        if name not in tensors:
-            raise ValueError(f"{path}: missing tensor {name!r}")
         return tensors[name].astype(np.float64)
 
     entries = []
     shared: dict[str, ClassGaussians] = {}  # entries that share class Gaussians share them again after loading
-    for rec in meta["entries"]:
-        names = rec["tensors"]
-        gaussians = None
-        if "floors" in rec:
-            key = names["positive.mean"]
-            if key not in shared:
-                sides = {side: ClassGaussian(mean=tensor(names[f"{side}.mean"]), basis=tensor(names[f"{side}.basis"]),
-                                             variances=tensor(names[f"{side}.variances"]), floor=rec["floors"][side])
-                         for side in ("negative", "positive")}
-                shared[key] = ClassGaussians(**sides)
-            gaussians = shared[key]
-        entries.append(BankEntry(
-            attribute=rec["attribute"], method=rec["method"], space=Space.parse(rec["space"]),
-            vector=tensor(names["vector"]), sigma=rec["sigma"], intercept=rec["intercept"],
-            labeller=rec.get("labeller", ""), n_samples=rec.get("n_samples", 0),
-            val_accuracy=rec.get("val_accuracy"), train_accuracy=rec.get("train_accuracy"),
-            gaussians=gaussians, extra=rec.get("extra", {})))
-    bank = Bank(generator=GeneratorInfo(**meta["generator"]), entries=tuple(entries), command=meta.get("command", ""),
-                created=meta.get("created", ""))
+    try:
+        for rec in meta["entries"]:
+            names = rec["tensors"]
+            gaussians = None
+            if "floors" in rec:
+                key = names["positive.mean"]
+                if key not in shared:
+                    sides = {side: ClassGaussian(mean=tensor(names[f"{side}.mean"]),
+                                                 basis=tensor(names[f"{side}.basis"]),
+                                                 variances=tensor(names[f"{side}.variances"]),
+                                                 floor=rec["floors"][side])
+                             for side in ("negative", "positive")}
+                    shared[key] = ClassGaussians(**sides)
+                gaussians = shared[key]
+            entries.append(BankEntry(
+                attribute=str(rec["attribute"]), method=rec["method"], space=Space.parse(rec["space"]),
+                vector=tensor(names["vector"]), sigma=float(rec["sigma"]), intercept=float(rec["intercept"]),
+                labeller=rec.get("labeller", ""), n_samples=rec.get("n_samples", 0),
+                val_accuracy=rec.get("val_accuracy"), train_accuracy=rec.get("train_accuracy"),
+                gaussians=gaussians, extra=rec.get("extra", {})))
+        gen = meta["generator"]
+        info = GeneratorInfo(model_id=str(gen["model_id"]), z_dim=int(gen["z_dim"]), w_dim=int(gen["w_dim"]),
+                             num_ws=int(gen["num_ws"]))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path}: malformed bank entry ({type(exc).__name__}: {exc})") from None
+    bank = Bank(generator=info, entries=tuple(entries), command=str(meta.get("command", "")),
+                created=str(meta.get("created", "")))
     if generator is not None:
         bank.validate(generator, check_identity=check_identity, source=source)
     return bank
+
+
+def _bank_meta(path: Path, text: str) -> dict:
+    try:
+        meta = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{path}: the bank metadata is not JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: the bank metadata is not a JSON object")
+    if meta.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{path}: bank format {meta.get('format')!r} is not supported (this version reads "
+                         f"{FORMAT_VERSION})")
+    if not isinstance(meta.get("entries"), list) or not isinstance(meta.get("generator"), dict):
+        raise ValueError(f"{path}: the bank metadata has no list of entries or no generator")
+    if len(meta["entries"]) > MAX_BANK_ENTRIES:
+        raise ValueError(f"{path}: {len(meta['entries'])} entries; a bank holds at most {MAX_BANK_ENTRIES}")
+    return meta
+
+
+def _check_sizes(path: Path, meta: dict, shapes: dict[str, tuple]) -> set[str]:
+    """The tensor names the entries use, after checking they exist, have sane shapes and that materialising them
+    (a copy per entry for vectors, once per name for the Gaussians) stays within MAX_BANK_VALUES."""
+    total, counted, wanted = 0, set(), set()
+    for i, rec in enumerate(meta["entries"]):
+        names = rec.get("tensors") if isinstance(rec, dict) else None
+        if not isinstance(names, dict) or not isinstance(names.get("vector"), str):
+            raise ValueError(f"{path}: malformed bank entry {i} (no tensor names)")
+        for role, name in names.items():
+            if not isinstance(name, str) or name not in shapes:
+                raise ValueError(f"{path}: entry {i} names a missing tensor {name!r}")
+            shape = shapes[name]
+            if role == "vector" and not (len(shape) in (1, 2) and shape[-1] <= MAX_DIM
+                                         and (len(shape) == 1 or shape[0] <= MAX_VECTOR_ROWS)):
+                raise ValueError(f"{path}: entry {i}'s vector {name!r} has shape {shape}; expected [1, D] or "
+                                 f"[num_ws, D] with D <= {MAX_DIM}")
+            if role == "vector" or name not in counted:
+                total += math.prod(shape)
+                counted.add(name)
+            wanted.add(name)
+        if total > MAX_BANK_VALUES:
+            raise ValueError(f"{path}: the entries would materialise more than {MAX_BANK_VALUES:,} numbers "
+                             f"(by entry {i}); a bank this large is refused")
+    return wanted
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from editor.bank import Bank, BankEntry, GeneratorInfo, one_blas_thread, registr
 from editor.directions import Space
 
 __all__ = ["SOURCES", "GANSPACE_EDITS", "PublicSource", "convert_public_banks", "licence_notice", "distill_z_entries",
-           "calibrate_sigmas", "DistillOptions"]
+           "calibrate_sigmas", "DistillOptions", "distill_for_generator", "z_only_entries"]
 
 INTERFACEGAN_DIR = "interfacegan-stylegan2-ffhq-z"
 E4E_DIR = "e4e-stylegan2-ffhq-w"
@@ -276,3 +276,63 @@ def as_bank(info: GeneratorInfo, entries: Sequence[BankEntry], command: str) -> 
     for e in entries:
         by_name[e.name] = e
     return Bank(generator=info, entries=tuple(by_name.values()), command=command)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Distilling automatically when a generator loads (cached by its identity)
+
+AUTO_DISTILL_N = 10000  # latents sampled (seeds 0..N-1, psi 1); the confident 10 % ends of each score are fitted
+
+
+def z_only_entries(bank: Bank) -> list[BankEntry]:
+    """The bank's linear z entries with no W direction of the same attribute and method: what distilling adds."""
+    have_w = {(e.attribute, e.method) for e in bank.entries if e.space.kind == "w"}
+    return [e for e in bank.entries if e.space.kind == "z" and e.method in ("svm", "logreg", "meandiff", "lda")
+            and (e.attribute, e.method) not in have_w]
+
+
+def distilled_cache_path(model_id: str, entries: Sequence[BankEntry], n: int, options: DistillOptions,
+                         root: str | Path) -> Path:
+    """root/<model_id>-<digest of the z directions and settings>.safetensors."""
+    import hashlib
+
+    h = hashlib.sha256(f"{n}|{options}".encode())
+    for e in entries:
+        h.update(e.name.encode() + np.ascontiguousarray(e.vector, dtype=np.float64).tobytes())
+    return Path(root) / f"{model_id}-{h.hexdigest()[:12]}.safetensors"
+
+
+def distill_for_generator(G, bank: Bank, model_id: str, root: str | Path, n: int = AUTO_DISTILL_N,
+                          options: DistillOptions = DistillOptions(), device="cpu", batch: int = 2000) -> list[BankEntry]:
+    """W directions for the bank's z-only entries (`z_only_entries`) on generator G, computed once and cached in
+    `root` under G's identity (`distilled_cache_path`): the mapping network only, no synthesis."""
+    import os
+
+    import torch
+
+    from editor.bank import load_bank, save_bank
+    from editor.samples import z_from_seeds
+
+    z_entries = z_only_entries(bank)
+    if not z_entries:
+        return []
+    info = GeneratorInfo(model_id=model_id, z_dim=int(G.z_dim), w_dim=int(G.w_dim), num_ws=int(G.num_ws))
+    path = distilled_cache_path(model_id, z_entries, n, options, root)
+    if path.is_file():
+        try:
+            return list(load_bank(path, info).entries)
+        except (ValueError, FileNotFoundError):
+            path.unlink(missing_ok=True)  # unreadable or stale: distil again
+    z = z_from_seeds(np.arange(n), int(G.z_dim))  # [n, z_dim]
+    parts = []
+    with torch.inference_mode():
+        for i in range(0, n, batch):
+            zb = torch.from_numpy(z[i:i + batch]).to(device)
+            parts.append(G.mapping(zb, None, truncation_psi=1.0)[:, :1].float().cpu().numpy())
+    ws = np.concatenate(parts)  # [n, 1, w_dim]: without truncation every layer holds the same w
+    entries = distill_z_entries(z_entries, z, ws, options, note=f"{n} latents from seeds 0.., psi 1 (automatic)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.part.safetensors")
+    save_bank(Bank(info, tuple(entries), command=f"automatic distillation of {len(entries)} z boundaries"), tmp)
+    os.replace(tmp, path)
+    return entries

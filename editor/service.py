@@ -89,10 +89,20 @@ def pca_bank(G: torch.nn.Module, n_components: int = 8, n_samples: int = 4000, s
                     description=f"principal components of W ({n_samples} samples): no labelled bank for this model")
 
 
-def _load_bank_file(path: Path, G: torch.nn.Module, source: str | None = None) -> EditBank:
+def _load_bank_file(path: Path, G: torch.nn.Module, source: str | None = None, *, verify: bool = True,
+                    info=None, distill_root: Path | None = None, device: str | torch.device = "cpu") -> EditBank:
+    """A bank file as the engine's bank. verify=False checks only the architecture (an explicit --bank). With
+    `distill_root`, the bank's Z-only boundaries are distilled into W directions for G (once; cached there)."""
     from editor.bank import generator_info, load_bank, to_engine_bank
 
-    bank = load_bank(path, generator_info(G), source=source)  # source: registry banks ("registry:ffhq-1024")
+    info = info or generator_info(G, source)
+    bank = load_bank(path, info, check_identity=verify, source=source)
+    if distill_root is not None:
+        from editor.public_banks import as_bank, distill_for_generator
+
+        extra = distill_for_generator(G, bank, info.model_id, distill_root, device=device)
+        if extra:
+            bank = as_bank(bank.generator, list(bank.entries) + extra, bank.command)
     engine_bank = to_engine_bank(bank, description=f"{path.name}\n{bank.command or ''}".rstrip())
     if not engine_bank.directions:
         raise ValueError(f"{path} holds no linear W / W+ directions the editor can use")
@@ -105,33 +115,69 @@ def default_bank_path(source: str) -> Path:
     return DIRECTIONS_DIR / f"{slug or 'model'}.safetensors"
 
 
+def distill_dir() -> Path:
+    """Where banks' Z boundaries distilled into W for a generator are cached (by its model_id)."""
+    from editor.checkpoints import cache_dir
+
+    return cache_dir() / "distilled"
+
+
+def available_models() -> list[str]:
+    """The named models this machine can run without a download: the bundled demo (when in the checkout) and every
+    registry model whose file is in the cache."""
+    from editor.checkpoints import CONFIG_FILE, DEMO_DIR, STATE_FILE, list_models
+    from editor.checkpoints.registry import cached_path
+
+    out = []
+    for info in list_models():
+        if info.filename is None:
+            if (DEMO_DIR / STATE_FILE).is_file() and (DEMO_DIR / CONFIG_FILE).is_file():
+                out.append(info.name)
+        elif cached_path(info).is_file():
+            out.append(info.name)
+    return out
+
+
+def _load_first(candidates: Sequence[str], device) -> tuple[torch.nn.Module | None, str | None, list[str]]:
+    """The first candidate that loads, its name, and why the ones before it did not."""
+    import logging
+
+    from editor import checkpoints
+
+    errors = []
+    for candidate in candidates:
+        try:
+            return checkpoints.load_generator(candidate, device, progress=False), candidate, errors
+        except (FileNotFoundError, ValueError, OSError) as exc:
+            errors.append(f"{candidate}: {exc}")
+        except Exception as exc:  # a crafted or broken file must not stop the app: fall back, and log the details
+            logging.getLogger(__name__).exception("loading %s failed", candidate)
+            errors.append(f"{candidate}: {type(exc).__name__}: {exc}"[:500])
+    return None, None, errors
+
+
 def open_engine(model: str = "auto", bank: str | None = None, device: str = "cpu",
-                config: EngineConfig = EngineConfig(), pca_samples: int = 4000) -> tuple[Engine, ModelCard]:
-    """Load the generator and its bank and build the engine. Never fails for a missing model or bank: falls back
-    (FFHQ -> bundled demo -> random weights; bank file -> PCA directions) and says why in `ModelCard.notices`.
+                config: EngineConfig = EngineConfig(), pca_samples: int = 4000,
+                distill: bool = True) -> tuple[Engine, ModelCard]:
+    """Load the generator and its bank and build the engine. Never fails for a bad model or bank: falls back
+    (requested model -> bundled demo -> random weights; bank -> PCA directions) and says why in `ModelCard.notices`.
 
     model: 'auto' (FFHQ-1024 if reachable or cached, else the bundled demo, else random weights), a registry name,
         a path, a URL or 'random:<config>'.
-    bank: a bank file; None looks for directions/<model>.safetensors.
+    bank: a bank file, attached when its architecture fits (with an "unverified" notice unless it was built for
+        these weights); None looks for the bank of what the generator verifiably is (`bank.generator_info`), else
+        directions/<model>.safetensors.
+    distill: turn the bank's Z-only boundaries into W sliders for this generator (cached by its identity).
     """
     from editor import checkpoints
+    from editor.bank import generator_info
 
     notices: list[str] = []
-    tried = ["ffhq-1024", "demo", FALLBACK_RANDOM] if model == "auto" else [model]
-    G, source, errors = None, None, []
-    for candidate in tried:
-        try:
-            G = checkpoints.load_generator(candidate, device, progress=False)
-            source = candidate
-            break
-        except (FileNotFoundError, ValueError, OSError) as exc:
-            errors.append(f"{candidate}: {exc}")
+    tried = ["ffhq-1024", "demo", FALLBACK_RANDOM] if model == "auto" else [model, "demo", FALLBACK_RANDOM]
+    G, source, errors = _load_first(tried, device)
     if G is None:
-        if model == "auto":
-            raise RuntimeError("no generator could be loaded: " + " | ".join(errors))
-        notices.append(f"The requested model could not be loaded ({errors[-1]}). Running random weights instead.")
-        G, source = checkpoints.load_generator(FALLBACK_RANDOM, device, progress=False), FALLBACK_RANDOM
-    elif model == "auto" and source != "ffhq-1024":
+        raise RuntimeError("no generator could be loaded: " + " | ".join(errors))
+    if model == "auto" and source != "ffhq-1024":
         why = "the FFHQ weights are unavailable"
         if source == "demo":
             notices.append(f"Running the small bundled demo model (toon faces) because {why}. "
@@ -139,29 +185,80 @@ def open_engine(model: str = "auto", bank: str | None = None, device: str = "cpu
         else:
             notices.append(f"Running a random-weight generator ({source}) because {why} and the bundled demo "
                            "model is not in this checkout yet: images are abstract patterns, not faces.")
-    if source in checkpoints.REGISTRY:
-        info = checkpoints.REGISTRY[source]
-        description, lic_name, lic_text = info.description, info.license_name, info.license_text
-    elif source.startswith("random:"):
-        description, lic_name, lic_text = f"random weights ({source})", "none (random weights)", ""
-    else:
-        description, lic_name, lic_text = f"generator from {source}", "see the checkpoint's model card", ""
+    elif model != "auto" and source != model:
+        notices.append(f"The requested model could not be loaded ({errors[0]}). Running "
+                       + ("the bundled demo model instead." if source == "demo" else f"random weights ({source}) "
+                          "instead: the bundled demo model is not in this checkout."))
 
-    bank_path = Path(bank) if bank else default_bank_path(source)
+    info = generator_info(G, source)
+    description, lic_name, lic_text = _describe(source, info.verified_as, notices)
+    registry_bank = None
+    if info.verified_as:
+        entry = checkpoints.REGISTRY[info.verified_as]
+        registry_bank = DIRECTIONS_DIR / f"{entry.bank_name or entry.name}.safetensors"
+    bank_path = Path(bank) if bank else (registry_bank or default_bank_path(source))
     engine_bank = None
+    root = distill_dir() if distill else None
     if bank or bank_path.is_file():
         try:
-            engine_bank = _load_bank_file(bank_path, G, source)
+            engine_bank = _load_bank_file(bank_path, G, source, info=info, distill_root=root, device=device)
         except (FileNotFoundError, ValueError) as exc:
-            notices.append(f"The direction bank could not be used ({exc}). Sliders show principal components of W.")
+            if bank and "another generator" in str(exc):
+                try:  # an explicit --bank of the same architecture: attach it, and say it is not verified
+                    engine_bank = _load_bank_file(bank_path, G, source, verify=False, info=info, distill_root=root,
+                                                  device=device)
+                    notices.append(f"Unverified bank: {bank_path.name} was built for other weights (or for "
+                                   "published weights this generator is not verified to be). It is attached because "
+                                   "its architecture fits; its sliders may not do what their names say.")
+                except (FileNotFoundError, ValueError) as exc2:
+                    exc = exc2
+            if engine_bank is None:
+                notices.append(f"The direction bank could not be used ({exc}). "
+                               "Sliders show principal components of W.")
+        except Exception as exc:  # a crafted bank must not stop the app either
+            import logging
+
+            logging.getLogger(__name__).exception("loading the bank %s failed", bank_path)
+            notices.append(f"The direction bank could not be used ({type(exc).__name__}: {exc}). "
+                           "Sliders show principal components of W.")
     elif not source.startswith("random:"):
-        notices.append(f"No direction bank for this model (looked for {bank_path.relative_to(REPO_ROOT)}). "
+        notices.append(f"No direction bank for this model (looked for {_shown(bank_path)}). "
                        "Sliders show principal components of W.")
     if engine_bank is None:
         engine_bank = pca_bank(G, n_samples=pca_samples, device=device)
-    engine = Engine(G, engine_bank, device=device, config=config, model_id=checkpoints.model_id(G),
-                    model_name=source)
+    engine = Engine(G, engine_bank, device=device, config=config, model_id=info.model_id, model_name=source)
     return engine, ModelCard(source, description, lic_name, lic_text, tuple(notices))
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _describe(source: str, verified_as: str | None, notices: list[str]) -> tuple[str, str, str]:
+    """(description, licence name, licence text) of what runs: a registry model's only when the weights are
+    verified to be it (or for the bundled demo); never from a file name. Adds a notice for unverified registry files."""
+    from editor import checkpoints
+
+    if verified_as:
+        entry = checkpoints.REGISTRY[verified_as]
+        return f"{entry.description} [verified: fingerprint of its download]", entry.license_name, entry.license_text
+    if source == "demo":
+        entry = checkpoints.REGISTRY["demo"]
+        return entry.description, entry.license_name, entry.license_text
+    if source.startswith("random:"):
+        return f"random weights ({source})", "none (random weights)", ""
+    named = checkpoints.registry_entry_for(source)
+    if named is not None:
+        notices.append(f"The file in the cache for {named.name} was not downloaded by this program, so it is not "
+                       f"verified to be {named.name}: it is shown as an unknown generator and its bank is not "
+                       f"attached (pass --bank to use one anyway). If it is NVIDIA's file, its licence applies: "
+                       f"{named.license_name}.")
+        return (f"unverified generator from the cache file for {named.name}",
+                f"unknown (unverified; if these are NVIDIA's weights: {named.license_name})", named.license_text)
+    return f"generator from {source}", "see the checkpoint's model card", ""
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Sources to local paths: http(s) downloads into the cache, hf:// through huggingface_hub, registry names."""
+"""Sources to local paths: http(s) downloads into the cache, hf:// through huggingface_hub, registry names (a fresh
+registry download has its fingerprint recorded: `registry.record_download`)."""
 
 from __future__ import annotations
 
@@ -175,7 +176,10 @@ def resolve_source(source: str | os.PathLike, *, progress: bool = True, timeout:
         return text
     if text.startswith("hf://"):
         return _hf_download(text, timeout=timeout)
-    if text.startswith(("https://", "http://")):
+    named = registry.registry_entry_for(text)
+    if named is not None and named.url == text:  # a registry URL: cached and fingerprinted like its name
+        text = named.name
+    elif text.startswith(("https://", "http://")):
         return download_url(text, url_cache_path(text), progress=progress, timeout=timeout)
     path = Path(text).expanduser()
     if path.exists():
@@ -189,7 +193,16 @@ def resolve_source(source: str | os.PathLike, *, progress: bool = True, timeout:
         return registry.DEMO_DIR
     if text in REGISTRY:
         info = REGISTRY[text]
-        return download_url(info.url, cache_dir() / info.filename, progress=progress, timeout=timeout)
+        dest = cache_dir() / info.filename
+        if dest.is_file():
+            return dest  # whatever is there: verified only if its sha256 was recorded at download (verified_name)
+        download_url(info.url, dest, progress=progress, timeout=timeout)
+        try:
+            registry.record_download(info.name, dest)
+        except ValueError:
+            dest.unlink()  # not the publisher's file
+            raise
+        return dest
     raise FileNotFoundError(
         f"{text!r} is not an existing path, an http(s):// or hf:// URL, 'random:<config>[:seed]', or a model name "
         f"({', '.join(REGISTRY)})"
