@@ -15,6 +15,7 @@ accumulated up to resolution R (a cheap preview); styles can be computed once an
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 
@@ -662,3 +663,112 @@ def build_discriminator(config: str | NetworkConfig, seed: int | None = 0) -> Di
     """A random-weight discriminator of a named configuration."""
     cfg = CONFIGS[config] if isinstance(config, str) else config
     return _seeded(lambda: Discriminator(**cfg.discriminator_kwargs()), seed)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# State sizes without building (checkpoint loaders compare them with a file's tensors before allocating anything).
+
+
+def _default(cls: type, name: str):
+    return inspect.signature(cls).parameters[name].default
+
+
+def _filter_size(f) -> int:
+    """Values in the buffer `ops.setup_filter(f)` makes: n*n for n taps, the size itself for a 2-D filter."""
+    if isinstance(f, (list, tuple)):
+        return len(f) * (len(f) if not f or not isinstance(f[0], (list, tuple)) else len(f[0]))
+    return 1
+
+
+def _fc_size(in_features: int, out_features: int, bias: bool = True) -> int:
+    return out_features * in_features + (out_features if bias else 0)
+
+
+def _mapping_size(z_dim: int, c_dim: int, w_dim: int, broadcast: bool, kwargs: dict) -> int:
+    """MappingNetwork(z_dim, c_dim, w_dim, num_ws=(something if broadcast else None), **kwargs)."""
+    def get(name: str):
+        return kwargs.get(name, _default(MappingNetwork, name))
+
+    num_layers = get("num_layers")
+    embed = 0 if c_dim == 0 else (w_dim if get("embed_features") is None else get("embed_features"))
+    layer = w_dim if get("layer_features") is None else get("layer_features")
+    features = [z_dim + embed] + [layer] * (num_layers - 1) + [w_dim]
+    size = _fc_size(c_dim, embed) if c_dim > 0 else 0
+    size += sum(_fc_size(features[i], features[i + 1]) for i in range(num_layers))
+    return size + (w_dim if broadcast and get("w_avg_beta") is not None else 0)
+
+
+def _channels(channel_base: int, channel_max: int, resolutions: list[int]) -> dict[int, int]:
+    channels = {res: min(channel_base // res, channel_max) for res in resolutions}
+    empty = [res for res, c in channels.items() if c < 1]
+    if empty:
+        raise ValueError(f"channel_base {channel_base} leaves no channels at resolution {max(empty)}")
+    return channels
+
+
+def generator_state_size(z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int,
+                         mapping_kwargs: dict | None = None, synthesis_kwargs: dict | None = None,
+                         constants: bool = True) -> int:
+    """Number of values in `Generator(...).state_dict()` for these arguments, computed without building it.
+
+    constants=False leaves out the resample filters (fixed buffers that TensorFlow files do not store).
+    Mirrors the constructors above; tests/test_loader_bounds.py checks it against real networks.
+    """
+    syn = dict(synthesis_kwargs or {})
+    log2 = int(math.log2(img_resolution))
+    resolutions = [2 ** i for i in range(2, log2 + 1)]
+    channels = _channels(syn.get("channel_base", _default(SynthesisNetwork, "channel_base")),
+                         syn.get("channel_max", _default(SynthesisNetwork, "channel_max")), resolutions)
+    block_filter = _filter_size(syn.get("resample_filter", _default(SynthesisBlock, "resample_filter")))
+    layer_filter = _filter_size(_default(SynthesisLayer, "resample_filter"))
+    kernel = syn.get("kernel_size", _default(SynthesisLayer, "kernel_size"))
+    noise = syn.get("use_noise", _default(SynthesisLayer, "use_noise"))
+
+    def layer(cin: int, cout: int, res: int, filt: int) -> int:  # SynthesisLayer
+        return _fc_size(w_dim, cin) + (filt if constants else 0) + cout * cin * kernel * kernel \
+            + ((res * res + 1) if noise else 0) + cout
+
+    size = 0
+    for res in resolutions:
+        cin, cout = (channels[res // 2] if res > 4 else 0), channels[res]
+        size += block_filter if constants else 0
+        size += cout * res * res if cin == 0 else layer(cin, cout, res, block_filter)
+        size += layer(cout, cout, res, layer_filter)
+        size += _fc_size(w_dim, cout) + img_channels * cout + img_channels  # torgb (1x1)
+    return size + _mapping_size(z_dim, c_dim, w_dim, True, dict(mapping_kwargs or {}))
+
+
+def discriminator_state_size(c_dim: int, img_resolution: int, img_channels: int, architecture: str = "resnet",
+                             channel_base: int = 32768, channel_max: int = 512, num_fp16_res: int = 0,
+                             conv_clamp: float | None = None, cmap_dim: int | None = None,
+                             block_kwargs: dict | None = None, mapping_kwargs: dict | None = None,
+                             epilogue_kwargs: dict | None = None, constants: bool = True) -> int:
+    """Number of values in `Discriminator(...).state_dict()` for these arguments, computed without building it."""
+    block_kwargs, epilogue_kwargs = dict(block_kwargs or {}), dict(epilogue_kwargs or {})
+    log2 = int(math.log2(img_resolution))
+    resolutions = [2 ** i for i in range(log2, 2, -1)]
+    channels = _channels(channel_base, channel_max, resolutions + [4])
+    cmap = 0 if c_dim == 0 else (channels[4] if cmap_dim is None else cmap_dim)
+    block_filter = _filter_size(block_kwargs.get("resample_filter", _default(DiscriminatorBlock, "resample_filter")))
+    conv_filter = _filter_size(_default(Conv2dLayer, "resample_filter"))
+
+    def conv(cin: int, cout: int, k: int, filt: int = conv_filter, bias: bool = True) -> int:  # Conv2dLayer
+        return (filt if constants else 0) + cout * cin * k * k + (cout if bias else 0)
+
+    size = 0
+    for res in resolutions:
+        cin, tmp, cout = (channels[res] if res < img_resolution else 0), channels[res], channels[res // 2]
+        size += block_filter if constants else 0
+        if cin == 0 or architecture == "skip":
+            size += conv(img_channels, tmp, 1)
+        size += conv(tmp, tmp, 3) + conv(tmp, cout, 3, block_filter)
+        if architecture == "resnet":
+            size += conv(tmp, cout, 1, block_filter, bias=False)
+    if c_dim > 0:
+        size += _mapping_size(0, c_dim, cmap, False, dict(mapping_kwargs or {}))
+    c4 = channels[4]
+    mbstd = epilogue_kwargs.get("mbstd_num_channels", _default(DiscriminatorEpilogue, "mbstd_num_channels"))
+    if architecture == "skip":
+        size += conv(img_channels, c4, 1)
+    size += conv(c4 + mbstd, c4, 3) + _fc_size(c4 * 16, c4) + _fc_size(c4, 1 if cmap == 0 else cmap)
+    return size

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ast
 import collections
+import functools
 import io
+import math
 import os
 import pickle
 import struct
@@ -17,6 +19,10 @@ import numpy as np
 import torch
 
 from editor.checkpoints.errors import CheckpointError, UnsafePickleError
+
+# The embedded module sources of NVIDIA's network and augmentation modules are 25-45 thousand characters.
+MAX_SOURCE_CHARS = 1_000_000
+MAX_TF_DEPTH = 8  # nesting of TensorFlow networks in components (Gs -> mapping / synthesis: 1)
 
 
 class PersistentObject:
@@ -118,6 +124,9 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
         warnings.simplefilter("ignore")
         dtype = storage.dtype if isinstance(storage, torch.TypedStorage) else torch.uint8
         untyped = storage.untyped() if isinstance(storage, torch.TypedStorage) else storage
+        if math.prod(size) * torch.empty(0, dtype=dtype).element_size() > untyped.nbytes() and math.prod(size):
+            raise CheckpointError(f"tensor of shape {tuple(size)} has more values than its storage holds "
+                                  f"({untyped.nbytes()} bytes; overlapping strides)")
         try:
             return torch.empty(0, dtype=dtype).set_(untyped, storage_offset, tuple(size), tuple(stride))
         except RuntimeError as exc:
@@ -153,44 +162,119 @@ def _is_dotted_name(node: ast.AST) -> bool:
     return isinstance(node, ast.Name)
 
 
-def _audit_module_source(src: str, class_name: str) -> None:
-    """Refuse a pickle whose embedded module source would run code when imported.
+# Expressions that only build data from literals and names (evaluating them calls nothing a file could choose, at
+# most an operator on numbers); anything else would run code when the module is imported.
+_INERT_EXPRESSIONS = (ast.Constant, ast.List, ast.Tuple, ast.Set, ast.Dict, ast.UnaryOp, ast.BinOp, ast.Name,
+                      ast.Attribute, ast.operator, ast.unaryop, ast.expr_context)
+_WHAT = {ast.Call: "a call", ast.Subscript: "an indexing", ast.Lambda: "a lambda", ast.ListComp: "a comprehension",
+         ast.SetComp: "a comprehension", ast.DictComp: "a comprehension", ast.GeneratorExp: "a generator",
+         ast.JoinedStr: "an f-string", ast.NamedExpr: "an assignment expression", ast.Await: "an await",
+         ast.Yield: "a yield", ast.YieldFrom: "a yield", ast.Compare: "a comparison", ast.BoolOp: "a boolean operation",
+         ast.IfExp: "a conditional expression", ast.Starred: "an unpacking", ast.Slice: "a slice",
+         ast.For: "a loop", ast.AsyncFor: "a loop", ast.While: "a loop", ast.If: "an if statement",
+         ast.Try: "a try statement", ast.Raise: "a raise", ast.With: "a with statement", ast.AsyncWith: "a with statement",
+         ast.Expr: "an expression statement", ast.AugAssign: "an augmented assignment", ast.Delete: "a del",
+         ast.Assert: "an assert", ast.Global: "a global statement", ast.Nonlocal: "a nonlocal statement",
+         ast.Match: "a match statement", ast.Return: "a return"}
 
-    The source is never executed here; it is parsed (ast, no evaluation) only to detect tampering. A genuine
-    network module only imports, defines functions and classes (decorated by plain names such as
-    `@persistence.persistent_class`) and assigns constants; anything else at module or class level (a call such as
-    `os.system(...)`, a `raise`, a loop, a decorator that is a call) is code that the reference loader would run.
+
+def _what(node: ast.AST) -> str:
+    return _WHAT.get(type(node), f"a {type(node).__name__} node")
+
+
+@functools.lru_cache(maxsize=8)
+def _source_refusal(src: str) -> str | None:
+    """Why a module source would run code when imported (None: it only imports, defines and assigns literals).
+
+    Module and class bodies may hold a docstring, imports, `pass`, function and class definitions, and assignments
+    of inert expressions (literals, containers of literals, +/- and arithmetic on them, dotted names) to plain
+    names. Everything evaluated at definition time (decorators, base classes, argument defaults and annotations)
+    must be inert too, and decorators and base classes dotted names. Cached: a pickle repeats one source per
+    network module.
     """
-    if os.environ.get("STYLEGAN2_EDITOR_ALLOW_ANY_PICKLE_SOURCE") == "1":
-        return  # the source is never run either way; this only skips the tamper check
     try:
         tree = ast.parse(src)
     except (SyntaxError, ValueError) as exc:
-        raise UnsafePickleError(f"embedded module source of {class_name!r} is not valid Python ({exc}); refusing") \
-            from None
+        return f"it is not valid Python ({exc})"
+    except (RecursionError, MemoryError):
+        return "it is nested too deeply to parse"
 
-    def check_body(body: list[ast.stmt], where: str) -> None:
+    def refusal(node: ast.AST, where: str, what: str) -> str:
+        snippet = (ast.get_source_segment(src, node) or "").splitlines()
+        snippet = f": {snippet[0][:80]!r}" if snippet else ""
+        return f"line {getattr(node, 'lineno', '?')} ({where}) has {what}{snippet}"
+
+    def inert(expr: ast.AST | None, where: str, what: str) -> str | None:
+        for sub in ast.walk(expr) if expr is not None else ():
+            if not isinstance(sub, _INERT_EXPRESSIONS):
+                return refusal(sub, where, f"{_what(sub)} in {what}")
+        return None
+
+    def signature(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, where: str) -> str | None:
+        kind = "class" if isinstance(node, ast.ClassDef) else "function"
+        for d in node.decorator_list:
+            if not _is_dotted_name(d):
+                return refusal(d, where, f"{_what(d)} as the decorator of {kind} {node.name}")
+        if isinstance(node, ast.ClassDef):
+            for base in node.bases:
+                if not _is_dotted_name(base):
+                    return refusal(base, where, f"{_what(base)} as a base of class {node.name}")
+            if node.keywords:
+                return refusal(node, where, f"keyword arguments (e.g. a metaclass) in class {node.name}")
+            return check_body(node.body, f"class {node.name}")
+        args = node.args
+        for expr in [*args.defaults, *args.kw_defaults, node.returns,
+                     *(a.annotation for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+                       if a is not None)]:
+            reason = inert(expr, where, f"a default or annotation of function {node.name}")
+            if reason:
+                return reason
+        return None
+
+    def check_body(body: list[ast.stmt], where: str) -> str | None:
         for i, node in enumerate(body):
-            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and i == 0:
+            if i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
                 continue  # docstring
             if isinstance(node, (ast.Import, ast.ImportFrom, ast.Pass)):
                 continue
-            if isinstance(node, (ast.Assign, ast.AnnAssign)) and (
-                    node.value is None or isinstance(node.value, (ast.Constant, ast.Name, ast.Attribute))):
-                continue
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                bad = [d for d in node.decorator_list if not _is_dotted_name(d)]
-                if not bad:
-                    if isinstance(node, ast.ClassDef):
-                        check_body(node.body, f"class {node.name}")
-                    continue
-            snippet = (ast.get_source_segment(src, node) or type(node).__name__).splitlines()[0][:80]
-            raise UnsafePickleError(
-                f"embedded module source of {class_name!r} runs code when imported ({where}, line {node.lineno}: "
-                f"{snippet!r}); a genuine network pickle only defines classes and functions, so this file is refused "
-                f"(the source is never executed; set STYLEGAN2_EDITOR_ALLOW_ANY_PICKLE_SOURCE=1 to skip this check)")
+                reason = signature(node, where)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = [t for target in targets for t in (target.elts if isinstance(target, (ast.Tuple, ast.List))
+                                                            else [target])]
+                bad = next((t for t in names if not isinstance(t, ast.Name)), None)
+                reason = refusal(bad, where, "an assignment to something other than a plain name") \
+                    if bad is not None else inert(node.value, where, "an assigned value")
+                if reason is None and isinstance(node, ast.AnnAssign):
+                    reason = inert(node.annotation, where, "an annotation")
+            else:
+                reason = refusal(node, where, _what(node))
+            if reason:
+                return reason
+        return None
 
-    check_body(tree.body, "module level")
+    return check_body(tree.body, "module level")
+
+
+def _audit_module_source(src: str, class_name: str) -> None:
+    """Refuse a pickle whose embedded module source is oversized or would run code when imported.
+
+    The source is never executed here; it is parsed (ast, no evaluation) only to detect tampering: a genuine network
+    module imports, defines functions and classes and assigns literal tables; anything else is code that the
+    reference loader would run (see `_source_refusal`, which says which line and what).
+    """
+    if len(src) > MAX_SOURCE_CHARS:
+        raise UnsafePickleError(f"embedded module source of {class_name!r} has {len(src):,} characters, more than "
+                                f"the {MAX_SOURCE_CHARS:,} a network module needs (NVIDIA's are under 50,000); refusing")
+    if os.environ.get("STYLEGAN2_EDITOR_ALLOW_ANY_PICKLE_SOURCE") == "1":
+        return  # the source is never run either way; this only skips the tamper check
+    reason = _source_refusal(src)
+    if reason:
+        raise UnsafePickleError(
+            f"embedded module source of {class_name!r} runs code when imported: {reason}. A genuine network pickle "
+            "only defines classes and functions and assigns literals, so this file is refused (the source is never "
+            "executed; set STYLEGAN2_EDITOR_ALLOW_ANY_PICKLE_SOURCE=1 to skip this check)")
 
 
 def _int_tuple(x: Any) -> bool:
@@ -218,7 +302,7 @@ class _NDArray:
         if not _int_tuple(tuple(shape) if isinstance(shape, list) else shape) or not isinstance(dtype, _DTypeSpec) \
                 or not isinstance(raw, bytes):
             raise UnsafePickleError("numpy array with unexpected shape, dtype or data")
-        count = int(np.prod(shape)) if len(shape) else 1
+        count = math.prod(shape)
         if len(raw) != count * dtype.dtype.itemsize:
             raise CheckpointError(f"numpy array of shape {tuple(shape)} has {len(raw)} bytes of data")
         array = np.frombuffer(raw, dtype=dtype.dtype).reshape(tuple(shape), order="F" if fortran else "C")
@@ -261,20 +345,35 @@ class TFNetwork:
         if not all(isinstance(c, TFNetwork) for c in self.components.values()):
             raise UnsafePickleError(f"TensorFlow network {self.name!r}: a component is not a network")
 
-    def params(self, prefix: str = "") -> dict[str, np.ndarray]:
-        """All variables by TF name, components prefixed with their key ('mapping/Dense0/weight', ...)."""
-        out = {prefix + name: value for name, value in self.variables}
-        for key, component in self.components.items():
-            out.update(component.params(f"{prefix}{key}/"))
+    def networks(self) -> list[tuple[str, TFNetwork]]:
+        """This network and its components, nested ones included, as (key path prefix, network); refuses a network
+        that contains itself or nests deeper than MAX_TF_DEPTH."""
+        out, pending = [], [("", self, ())]
+        while pending:
+            prefix, net, path = pending.pop()
+            if any(net is p for p in path):
+                raise CheckpointError(f"TensorFlow network {self.name!r} contains itself (component {prefix!r})")
+            if len(path) > MAX_TF_DEPTH:
+                raise CheckpointError(f"TensorFlow network {self.name!r} nests components deeper than {MAX_TF_DEPTH}")
+            out.append((prefix, net))
+            pending.extend((f"{prefix}{key}/", c, path + (net,)) for key, c in reversed(net.components.items()))
         return out
+
+    def params(self) -> dict[str, np.ndarray]:
+        """All variables by TF name, components prefixed with their key ('mapping/Dense0/weight', ...)."""
+        return {prefix + name: value for prefix, net in self.networks() for name, value in net.variables}
 
     def all_static_kwargs(self) -> dict[str, Any]:
         """Static keyword arguments of the components, overridden by this network's own."""
-        out: dict[str, Any] = {}
-        for component in self.components.values():
-            out.update(component.all_static_kwargs())
-        out.update(self.static_kwargs)
-        return out
+        self.networks()  # bounded nesting, no cycles: the recursion below ends
+
+        def merged(net: TFNetwork) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for component in net.components.values():
+                out.update(merged(component))
+            return {**out, **net.static_kwargs}
+
+        return merged(self)
 
 
 # Every global a reference pickle may name, mapped to the function or class used instead of the real one.
