@@ -177,3 +177,54 @@ def test_build_entries_fits_ridge_and_the_editor_defaults_to_it(tmp_path):
     eb = to_engine_bank(loaded)
     assert eb.find("smile", None, "w").method == "ridge"
     assert [d.method for d in eb.directions if d.space == "w"] == ["ridge", "svm", "meandiff"]
+
+
+def test_bank_naming_one_tensor_many_times_is_refused_before_it_is_expanded(tmp_path):
+    """2000 entries pointing at one 4 MB tensor would materialise 16 GB (a float64 copy per entry)."""
+    import json
+    import tracemalloc
+
+    from safetensors.numpy import save_file
+
+    from editor.bank import MAX_BANK_ENTRIES, load_bank
+
+    big = np.ones((1, 2**20), np.float32)  # 4 MB
+    entry = {"attribute": "a", "method": "svm", "space": "w", "sigma": 1.0, "intercept": 0.0,
+             "tensors": {"vector": "v"}}
+    entries = [dict(entry, attribute=f"a{i}") for i in range(2000)]
+    meta = {"format": 1, "generator": {"model_id": "x", "z_dim": 8, "w_dim": 2**20, "num_ws": 4}, "entries": entries}
+    path = tmp_path / "crafted.safetensors"
+    save_file({"v": big}, str(path), metadata={"bank": json.dumps(meta)})
+    assert path.stat().st_size < 5 * 2**20
+    tracemalloc.start()
+    with pytest.raises(ValueError, match="vector 'v' has shape"):
+        load_bank(path)
+    big = np.ones((1, 4096), np.float32)  # a plausible vector size, but named 20,000 times: over the value bound
+    meta["generator"]["w_dim"] = 4096
+    meta["entries"] = [dict(entry, attribute=f"a{i}") for i in range(MAX_BANK_ENTRIES)]
+    save_file({"v": big}, str(path), metadata={"bank": json.dumps(meta)})
+    with pytest.raises(ValueError, match="materialise more than"):
+        load_bank(path)
+    meta["entries"] = [dict(entry, attribute=f"a{i}") for i in range(MAX_BANK_ENTRIES + 1)]
+    save_file({"v": big}, str(path), metadata={"bank": json.dumps(meta)})
+    with pytest.raises(ValueError, match="at most"):
+        load_bank(path)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 200 * 2**20
+
+
+def test_malformed_bank_records_get_the_loaders_error(tmp_path):
+    import json
+
+    from safetensors.numpy import save_file
+
+    from editor.bank import load_bank
+
+    path = tmp_path / "b.safetensors"
+    for meta in ({"format": 1, "generator": {"model_id": "x"}, "entries": [{"tensors": {"vector": "v"}}]},
+                 {"format": 1, "generator": {}, "entries": "nope"},
+                 {"format": 1, "generator": {"model_id": "x"}, "entries": [{"tensors": {"vector": "missing"}}]}):
+        save_file({"v": np.ones((1, 4), np.float32)}, str(path), metadata={"bank": json.dumps(meta)})
+        with pytest.raises(ValueError, match=str(path.name)):
+            load_bank(path)

@@ -37,18 +37,21 @@ def test_convert_keeps_values_provenance_and_licence(public_root, tmp_path):
         e = bank.find(f"ganspace_{name}")
         assert e.method == "pca" and e.space == Space("w+", lo, hi) and e.extra["component"] == k
     assert [e.attribute for e in bank.entries if e.attribute.startswith("pc")] == ["pc0", "pc1", "pc2", "pc3"]
-    # written and read back; validates against the published generator by registry identity
+    # written and read back; validates against a generator verified to be the published weights (by fingerprint)
     path = save_bank(bank, tmp_path / "ffhq.safetensors")
     info = registry_generator_info("ffhq-1024")
     assert (info.z_dim, info.w_dim, info.num_ws) == (512, 512, 18)
-    back = load_bank(path, GeneratorInfo("0123456789ab", 512, 512, 18), source="ffhq-1024")
-    assert back.generator.model_id == "registry:ffhq-1024" and len(back.entries) == len(bank.entries)
-    load_bank(path, GeneratorInfo("0123456789ab", 512, 512, 18),
-              source="/cache/stylegan2-ffhq-1024x1024.pkl")  # the cached download counts as that source
-    with pytest.raises(ValueError, match="model_id"):
-        load_bank(path, GeneratorInfo("0123456789ab", 512, 512, 18), source="my-own-ffhq.pkl")
+    for verified in ("ffhq-1024", "ada-ffhq"):  # NVIDIA's ffhq.pkl is the original StyleGAN2 FFHQ network
+        back = load_bank(path, GeneratorInfo("0123456789ab", 512, 512, 18, verified_as=verified))
+        assert back.generator.model_id == "registry:ffhq-1024" and len(back.entries) == len(bank.entries)
+    for source in ("ffhq-1024", "/cache/stylegan2-ffhq-1024x1024.pkl"):  # a name proves nothing
+        with pytest.raises(ValueError, match="not verified"):
+            load_bank(path, GeneratorInfo("0123456789ab", 512, 512, 18), source=source)
+    with pytest.raises(ValueError, match="not verified"):
+        load_bank(path, GeneratorInfo("0123456789ab", 512, 512, 18, verified_as="ada-metfaces"))
+    load_bank(path, GeneratorInfo("0123456789ab", 512, 512, 18), check_identity=False)  # --bank: shape only
     with pytest.raises(ValueError, match="num_ws"):
-        load_bank(path, GeneratorInfo("0123456789ab", 512, 512, 16), source="ffhq-512")
+        load_bank(path, GeneratorInfo("0123456789ab", 512, 512, 16, verified_as="ffhq-1024"))
 
 
 def test_registry_identity_matches_the_built_ffhq_configuration():
@@ -60,14 +63,18 @@ def test_registry_identity_matches_the_built_ffhq_configuration():
     with pytest.raises(ValueError, match="known"):
         registry_generator_info("demo")
     shipped = REPO / "directions" / "ffhq-1024.safetensors"
-    if shipped.is_file():  # the app's loading path: the bank is accepted for the registry source only
+    if shipped.is_file():  # the app's loading path: verified weights get the bank, others only with --bank
+        from editor.bank import generator_info
         from editor.service import _load_bank_file
 
-        engine_bank = _load_bank_file(shipped, G, "ffhq-1024")
+        info = generator_info(G)
+        with pytest.raises(ValueError, match="not verified"):
+            _load_bank_file(shipped, G, "ffhq-1024", info=info)
+        verified = GeneratorInfo(info.model_id, info.z_dim, info.w_dim, info.num_ws, verified_as="ffhq-1024")
+        engine_bank = _load_bank_file(shipped, G, "ffhq-1024", info=verified)
         engine_bank.check_fits(G.num_ws, G.w_dim)
         assert len(engine_bank.attributes) == 22 and engine_bank.bank_id == "registry:ffhq-1024"
-        with pytest.raises(ValueError, match="another generator"):
-            _load_bank_file(shipped, G, "random:ffhq-1024")
+        assert len(_load_bank_file(shipped, G, "x.pkl", verify=False, info=info).attributes) == 22
 
 
 def test_shipped_bank_is_current(public_root):

@@ -23,6 +23,9 @@ def add_arguments(parser) -> None:
                         help="also re-measure sigma (slider unit) of the bank's W / W+ directions on these samples")
     parser.add_argument("--batch", type=int, default=1000, help="latents per mapping call (default 1000)")
     parser.add_argument("--device", default="auto", help="cpu | cuda | auto (default auto)")
+    parser.add_argument("--unverified", action="store_true",
+                        help="accept a bank of the same architecture built for other weights, or for published weights "
+                             "this generator is not verified to be (e.g. a file copied into the cache by hand)")
 
 
 def run(args) -> int:
@@ -47,8 +50,11 @@ def run(args) -> int:
     device = resolve_device(args.device)
     t0 = time.perf_counter()
     G = load_generator(args.model, device=device)
-    info = generator_info(G)
-    bank = load_bank(args.bank, info, source=args.model)
+    info = generator_info(G, args.model)
+    bank = load_bank(args.bank, info, check_identity=not args.unverified, source=args.model)
+    if args.unverified and not bank.fits_identity(info):
+        print(f"warning: {args.bank} was not built for these weights (unverified); its directions may not mean what "
+              "their names say")
     z_entries = [e for e in bank.entries if e.space.kind == "z"]
     if args.attributes:
         wanted = [a.strip() for a in args.attributes.split(",") if a.strip()]
