@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from editor.checkpoints.build import assemble, build
+from editor.checkpoints.build import assemble, build, check_config
 from editor.checkpoints.download import resolve_source
 from editor.checkpoints.errors import CheckpointError
 from editor.checkpoints.native import load_native
@@ -17,6 +17,7 @@ from editor.checkpoints.reference import (
     generator_state_from_tf,
     init_kwargs_from_persistent,
     state_from_persistent,
+    tf_value_count,
 )
 from editor.checkpoints.registry import cache_dir
 from editor.checkpoints.unpickle import (
@@ -117,7 +118,11 @@ def _load_local(path: Path, kind: str, wanted: str, device: str | torch.device) 
         if isinstance(obj, TFNetwork):
             if kind == "D":
                 raise CheckpointError(f"{path}: converting TensorFlow discriminators is not supported")
-            init_kwargs = generator_kwargs_from_tf(obj)
+            try:
+                init_kwargs, present = generator_kwargs_from_tf(obj), tf_value_count(obj)
+            except CheckpointError as exc:
+                raise type(exc)(f"{path}: {kind!r}: {exc}") from None
+            check_config("Generator", init_kwargs, str(path), present=present, constants=False)
             template = build("Generator", init_kwargs).state_dict()
             return assemble("Generator", init_kwargs, generator_state_from_tf(obj, template), str(path), device)
         if not isinstance(obj, PersistentObject):
@@ -125,8 +130,11 @@ def _load_local(path: Path, kind: str, wanted: str, device: str | torch.device) 
         class_name = obj.class_name
         if class_name != wanted:
             raise CheckpointError(f"{path}: {kind!r} is a {class_name}, expected a {wanted}")
-        init_kwargs = init_kwargs_from_persistent(obj)
-        state = state_from_persistent(obj)
+        try:
+            init_kwargs = init_kwargs_from_persistent(obj)
+            state = state_from_persistent(obj)
+        except CheckpointError as exc:
+            raise type(exc)(f"{path}: {kind!r}: {exc}") from None
     else:
         raise CheckpointError(f"{path}: unknown file format (expected a .pkl network pickle, a .safetensors file or a "
                               "checkpoint directory)")
