@@ -688,13 +688,19 @@ def align_photo(source, landmarker: Landmarker, output_size: int = 1024, **kwarg
 
 
 def paste_back(photo: np.ndarray, aligned: AlignedFace, edited: np.ndarray, feather: float = 0.08,
-               inset: float = 0.02) -> np.ndarray:
+               inset: float = 0.02, reference: np.ndarray | None = None) -> np.ndarray:
     """Put an edited crop back into the photo it was aligned from.
 
     ``photo``: uint8 ``[H, W, 3]`` (the one ``aligned`` came from); ``edited``: uint8 ``[S', S', 3]`` (any side; the
     generator output for the aligned crop). The crop is warped through the inverse of the alignment transform and
     blended with a mask that is 1 inside the quad and falls to 0 over ``feather`` (fraction of the quad side) at its
     edges, starting ``inset`` inside it. Returns a new uint8 ``[H, W, 3]``.
+
+    ``reference``: the generator's *unedited* reconstruction of the crop (same side as ``edited``). With it, only the
+    edit is pasted: the photo gets ``mask * (edited - reference)`` added, so every pixel the edit leaves alone stays
+    the photo's own (its sharpness, colours and background: no seam, no blur, and no colour shift to match), and
+    an edit that changes nothing returns the photo unchanged. Without it the generated crop replaces the photo inside
+    the mask.
     """
     from PIL import Image
     from scipy.ndimage import gaussian_filter
@@ -707,6 +713,8 @@ def paste_back(photo: np.ndarray, aligned: AlignedFace, edited: np.ndarray, feat
                          f"{aligned.photo_size[1]} image")
     if edited.shape[0] != edited.shape[1]:
         raise ValueError(f"edited crop must be square, got {edited.shape[1]}x{edited.shape[0]}")
+    if reference is not None and _check_rgb(reference).shape != edited.shape:
+        raise ValueError(f"reference {reference.shape} and edited crop {edited.shape} differ in size")
     if not 0 <= feather < 0.5 or not 0 <= inset < 0.5:
         raise ValueError(f"feather and inset must be in [0, 0.5), got {feather}, {inset}")
     s = edited.shape[0]
@@ -731,12 +739,18 @@ def paste_back(photo: np.ndarray, aligned: AlignedFace, edited: np.ndarray, feat
     off = -inv @ q[0]
     coeffs = (inv[0, 0], inv[0, 1], off[0], inv[1, 0], inv[1, 1], off[1])
     size = (x1 - x0, y1 - y0)
-    warped = np.asarray(Image.fromarray(edited).transform(size, Image.Transform.AFFINE, coeffs,
-                                                           resample=Image.Resampling.BICUBIC), np.float32)
+    if reference is None:
+        warped = np.asarray(Image.fromarray(edited).transform(size, Image.Transform.AFFINE, coeffs,
+                                                               resample=Image.Resampling.BICUBIC), np.float32)
+    else:  # warp the edit itself (signed, float): one band per channel through PIL's float mode
+        delta = edited.astype(np.float32) - reference.astype(np.float32)  # [S, S, 3]
+        moved = np.stack([np.asarray(Image.fromarray(delta[..., c], mode="F").transform(
+            size, Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BICUBIC)) for c in range(3)], axis=-1)
     mask = np.asarray(Image.fromarray(m).transform(size, Image.Transform.AFFINE, coeffs,
                                                              resample=Image.Resampling.BILINEAR), np.float32)
     mask = np.clip(mask, 0.0, 1.0)[..., None]
     out = photo.copy()
     region = out[y0:y1, x0:x1].astype(np.float32)
-    out[y0:y1, x0:x1] = np.clip(np.rint(region + (warped - region) * mask), 0, 255).astype(np.uint8)
+    change = (warped - region) if reference is None else moved
+    out[y0:y1, x0:x1] = np.clip(np.rint(region + change * mask), 0, 255).astype(np.uint8)
     return out

@@ -237,14 +237,13 @@ class TruthLabeler:
     def for_model(cls, path=None) -> "TruthLabeler":
         """The truth of a distilled native checkpoint (default: the bundled demo), read from its config.json."""
         from editor.checkpoints import DEMO_DIR
+        from editor.toonlatent import LatentWorld
 
         path = Path(path or DEMO_DIR)
-        config = json.loads((path / "config.json").read_text())
-        training = config.get("training", {})
-        if training.get("route") != "distillation":
+        world = LatentWorld.for_model(path)
+        if world is None:
             raise ValueError(f"{path} was not distilled from the toon world: it has no truth labels")
-        return cls(z_dim=int(config["init_kwargs"]["z_dim"]), world_seed=int(training.get("world_seed", 0)),
-                   strength=float(training.get("mixing_strength", 0.0)))
+        return cls(z_dim=world.z_dim, world_seed=world.seed, strength=world.strength)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ __all__ = [
     "ProjectionConfig",
     "ProjectionProgress",
     "ProjectionResult",
+    "REFINE",
     "lpips_model",
     "project",
     "psnr",
@@ -115,7 +116,11 @@ DEFAULT = ProjectionConfig(steps=100, space="w+", w_fraction=0.4, lr=0.1, lr_ram
                            init_candidates=128, init_resolution=16, latent_noise=0.02, latent_noise_ramp=0.5,
                            optimize_noise=False, perceptual="vgg",
                            perceptual_size=256, pixel_weight=1.0, early_stop_patience=25)
-PRESETS = {"default": DEFAULT, "baseline": BASELINE}
+# After an encoder (editor.encoder): a short W+ polish of its latent, no search, no latent noise.
+REFINE = ProjectionConfig(steps=20, space="w+", w_fraction=0.0, lr=0.03, lr_rampup=0.0, lr_rampdown=0.3,
+                          init_candidates=0, latent_noise=0.0, optimize_noise=False, perceptual="vgg",
+                          perceptual_size=256, pixel_weight=1.0, early_stop_patience=0)
+PRESETS = {"default": DEFAULT, "baseline": BASELINE, "refine": REFINE}
 
 
 @dataclass(frozen=True)
@@ -383,15 +388,17 @@ def _best_candidate(G, target: torch.Tensor, w_avg: torch.Tensor, cfg: Projectio
 
 def project(G, image, steps: int | None = None, space: str | None = None, *, config: ProjectionConfig = DEFAULT,
             callback: Callable[[ProjectionProgress], bool | None] | None = None, device="cpu",
-            discriminator: torch.nn.Module | None = None, w_stats: tuple[torch.Tensor, float] | None = None
-            ) -> ProjectionResult:
+            discriminator: torch.nn.Module | None = None, w_stats: tuple[torch.Tensor, float] | None = None,
+            init_ws: torch.Tensor | None = None) -> ProjectionResult:
     """Project an aligned face into the generator's latent space.
 
     ``image``: the aligned crop, uint8 ``[H, W, 3]`` (resized to the generator's resolution if needed) or a float
     tensor ``[1, 3, R, R]`` in [-1, 1]. ``steps`` / ``space`` override the config's. ``callback`` is called after
     every step with a ``ProjectionProgress``; returning True stops the run (the best latent so far is returned).
     ``discriminator``: needed for ``perceptual='disc'``. ``w_stats``: precomputed ``w_statistics(G)`` (reused across
-    calls by the app and benchmarks). The generator itself is left unchanged.
+    calls by the app and benchmarks). ``init_ws``: a starting latent ``[1, num_ws, w_dim]`` (e.g. an encoder's
+    output): the run starts there, in W+ from the first step, with no candidate search. The generator itself is left
+    unchanged.
     """
     t0 = time.perf_counter()
     cfg = config
@@ -405,7 +412,12 @@ def project(G, image, steps: int | None = None, space: str | None = None, *, con
     w_avg, w_std = w_stats if w_stats is not None else w_statistics(G, cfg.w_avg_samples, seed=cfg.seed + 7,
                                                                        device=device)
     w_avg = w_avg.to(device).float()
-    w_init = _best_candidate(G, target, w_avg, cfg, device) if cfg.init_candidates > 0 else w_avg
+    if init_ws is not None:
+        init_ws = torch.as_tensor(init_ws, dtype=torch.float32).to(device).reshape(1, G.num_ws, G.w_dim)
+    elif cfg.init_candidates > 0:
+        w_init = _best_candidate(G, target, w_avg, cfg, device)
+    else:
+        w_init = w_avg
 
     synthesis = G.synthesis
     noise_maps: dict[str, torch.Tensor] = {}
@@ -422,8 +434,12 @@ def project(G, image, steps: int | None = None, space: str | None = None, *, con
         perceptual.set_target(target)
 
     w_steps = cfg.steps if cfg.space == "w" else int(round(cfg.steps * cfg.w_fraction))
-    latent = w_init.detach().clone()[:, None]  # [1, 1, w_dim] (W) or [1, num_ws, w_dim] (W+)
-    if w_steps == 0:
+    if init_ws is not None:
+        w_steps = 0
+        latent = init_ws.detach().clone()  # [1, num_ws, w_dim]
+    else:
+        latent = w_init.detach().clone()[:, None]  # [1, 1, w_dim] (W) or [1, num_ws, w_dim] (W+)
+    if w_steps == 0 and latent.shape[1] == 1:
         latent = latent.repeat(1, G.num_ws, 1)
     latent.requires_grad_(True)
     params = [latent] + list(noise_maps.values())
@@ -502,23 +518,34 @@ def project(G, image, steps: int | None = None, space: str | None = None, *, con
 
 
 class PhotoProjector:
-    """Photo in, ``editor.service.Projection`` out: find the face, align it, project it (the app's projector seam).
+    """Photo in, ``editor.service.Projection`` out: find the face, align it, encode it, refine it (the app's
+    projector seam).
 
-        projector = PhotoProjector(G, source="ffhq-1024", device="cuda")
+        projector = PhotoProjector(G, source="demo", device="cpu")
         result = projector(photo_uint8, progress=lambda fraction, message: ...)
 
+    ``encoder``: an ``editor.encoder.Encoder`` for G, ``"auto"`` (the default: the model's bundled
+    ``encoder.safetensors`` when it was trained for G's exact weights) or None. With an encoder the latent comes
+    from one forward pass, then ``refine`` (default ``REFINE``: 20 W+ steps; None to skip) polishes it. Without one,
+    ``config`` (default ``DEFAULT``: a 100-step projection) does all the work.
     ``landmarker``: a face finder, or None to pick one from the generator's model card (``align.landmarker_for``).
     Raises ``align.AlignError`` (a ValueError with a user-facing message) when the photo has no usable face.
     The mean w and its spread are computed once, on the first call.
     """
 
-    def __init__(self, G, source=None, device="cpu", config: ProjectionConfig = DEFAULT, landmarker=None):
+    def __init__(self, G, source=None, device="cpu", config: ProjectionConfig = DEFAULT, landmarker=None,
+                 encoder="auto", refine: ProjectionConfig | None = None):
         from editor import align
 
         self.G = G
         self.device = device
         self.config = config
+        self.refine = REFINE if refine is None and encoder is not None else refine
+        self.source = source
         self.landmarker = landmarker if landmarker is not None else align.landmarker_for(source, G, device=device)
+        self.landmarker_name = align.landmarker_name_for(source, G) if landmarker is None else None
+        self.encoder = _bundled_encoder(G, source, device) if isinstance(encoder, str) and encoder == "auto" \
+            else encoder
         self._w_stats = None
 
     def __call__(self, photo, progress: Callable[[float, str], None] | None = None):
@@ -528,17 +555,69 @@ class PhotoProjector:
         report = progress or (lambda fraction, message: None)
         report(0.0, "finding the face")
         image = align.load_image(photo)
-        aligned = align.align_photo(image, self.landmarker, self.G.img_resolution)
+        try:
+            aligned = align.align_photo(image, self.landmarker, self.G.img_resolution)
+        except align.NoFaceError as exc:
+            if self.landmarker_name == "toon":
+                raise align.NoFaceError(
+                    f"{exc}. This model (the small bundled demo) only edits toon faces like the ones it draws: a "
+                    "photo of a person needs an FFHQ model, e.g. `python app.py --model ffhq-1024` where NVIDIA's "
+                    "weights can be downloaded or are cached (see README, Models).") from None
+            raise
         note = f" ({'; '.join(aligned.notices)})" if aligned.notices else ""
         report(0.05, "aligned" + note)
+        ws, recon = self.invert(aligned.image, report, note)
+
+        def paste(edited: np.ndarray) -> np.ndarray:
+            from PIL import Image
+
+            reference = recon if recon.shape == edited.shape else np.asarray(
+                Image.fromarray(recon).resize(edited.shape[1::-1], Image.Resampling.LANCZOS))
+            return align.paste_back(image, aligned, edited, reference=reference)
+
+        return Projection(aligned=aligned.image, ws=ws[0].numpy(), paste_back=paste)
+
+    def invert(self, aligned_image: np.ndarray, progress: Callable[[float, str], None] | None = None,
+               note: str = "") -> tuple[torch.Tensor, np.ndarray]:
+        """An aligned crop (uint8 [S, S, 3]) -> (ws [1, num_ws, w_dim] float32 on CPU, the reconstruction uint8
+        [R, R, 3]): encode and refine, or project when there is no encoder. Progress runs from 0.05 to 1."""
+        report = progress or (lambda fraction, message: None)
         if self._w_stats is None:
             self._w_stats = w_statistics(self.G, self.config.w_avg_samples, seed=self.config.seed + 7,
                                          device=self.device)
+        target = _prepare_target(aligned_image, self.G.img_resolution, self.device)  # [1, 3, R, R]
+        if self.encoder is not None:
+            report(0.08, "encoding")
+            with torch.no_grad():
+                ws = self.encoder(target).float()  # [1, num_ws, w_dim]
+            schedule, start, share = self.refine, 0.1, 0.9
+        else:
+            ws, schedule, start, share = None, self.config, 0.05, 0.95
+        if schedule is not None and schedule.steps > 0:
+            verb = "refining" if ws is not None else "projecting"
 
-        def step(p: ProjectionProgress):
-            report(0.05 + 0.95 * p.step / p.total, f"projecting: step {p.step}/{p.total}{note}")
+            def step(p: ProjectionProgress):
+                report(start + share * p.step / p.total, f"{verb}: step {p.step}/{p.total}{note}")
 
-        result = project(self.G, aligned.image, config=self.config, callback=step, device=self.device,
-                         w_stats=self._w_stats)
-        return Projection(aligned=aligned.image, ws=result.ws[0].numpy(),
-                          paste_back=lambda edited: align.paste_back(image, aligned, edited))
+            result = project(self.G, target, config=schedule, callback=step, device=self.device,
+                             w_stats=self._w_stats, init_ws=ws)
+            return result.ws.cpu().float(), result.image
+        with torch.no_grad():
+            recon = _to_uint8(self.G.synthesis(ws.to(self.device), noise_mode="const").float())
+        return ws.cpu().float(), recon
+
+
+def _bundled_encoder(G, source, device):
+    """The encoder shipped with a native checkpoint, if it was trained for exactly these weights; else None."""
+    from editor.encoder import EncoderError, encoder_path_for, load_encoder
+
+    path = encoder_path_for(source) if source is not None else None
+    if path is None:
+        return None
+    try:
+        return load_encoder(path, G, device=device)
+    except EncoderError as exc:
+        import logging
+
+        logging.getLogger(__name__).warning("not using %s: %s", path, exc)
+        return None

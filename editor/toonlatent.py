@@ -20,10 +20,15 @@ generator to draw T(z) (docs/training.md: an 8-layer mapping regressing the draw
 c = 0.5 and 0.66 for c = 1, so 12-20 % of faces would get attributes other than their truth).
 
 API: ``LatentWorld(z_dim, seed=0)``; ``world.params(z)`` -> list of ``ToonParams``; ``world.attributes(z)`` -> list
-of attribute dicts (the truth labels); ``world.render(z, size)`` -> uint8 [N, size, size, 3].
+of attribute dicts (the truth labels); ``world.render(z, size)`` -> uint8 [N, size, size, 3];
+``world.aligned_photos(z, size)``: the same faces as aligned photos; ``LatentWorld.for_model(dir)``: the T a
+checkpoint was distilled from.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 from scipy.special import ndtr
@@ -85,6 +90,21 @@ class LatentWorld:
         u = rng.standard_normal((half // 2, half))
         self.angle_dirs = u / np.linalg.norm(u, axis=1, keepdims=True)  # [pairs, half] unit vectors
 
+    @classmethod
+    def for_model(cls, path) -> "LatentWorld | None":
+        """The T a native checkpoint directory was distilled from (read from its config.json), or None when the
+        checkpoint was not distilled from the toon world (or is not a native directory)."""
+        config_file = Path(path) / "config.json"
+        try:
+            config = json.loads(config_file.read_text())
+            training = config.get("training") or {}
+            if training.get("route") != "distillation":
+                return None
+            return cls(int(config["init_kwargs"]["z_dim"]), int(training.get("world_seed", 0)),
+                       float(training.get("mixing_strength", 0.0)))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
     def mix(self, z: np.ndarray) -> np.ndarray:
         """z [N, z_dim] -> g [N, z_dim], N(0, I) to N(0, I) (see the module docstring)."""
         z = np.asarray(z, np.float64)
@@ -110,6 +130,18 @@ class LatentWorld:
     def render(self, z, size: int, supersample: int | None = None) -> np.ndarray:
         """Renders of T(z): uint8 [N, size, size, 3] (portrait framing)."""
         return np.stack([render(p, size, supersample=supersample).image for p in self.params(z)])
+
+    def aligned_photos(self, z, size: int, photo_size: int = 256) -> np.ndarray:
+        """T(z) rendered as photos (a room, the head placed and turned; ``photo_size`` px) and aligned from the
+        render's own landmarks as the app aligns a photo: uint8 [N, size, size, 3]. What a user uploads, with a
+        known latent."""
+        from editor.align import align_face
+
+        out = []
+        for p in self.params(z):
+            r = render(p, photo_size, "photo")
+            out.append(align_face(r.image, r.landmarks, size).image)
+        return np.stack(out)
 
 
 def _as_numpy(z) -> np.ndarray:
