@@ -4,6 +4,10 @@
     python app.py --model demo --port 7860
     EDITOR_MODEL=random:small python app.py
 
+A bad --model or --bank never stops it: it falls back (bundled demo, PCA sliders) and says why in the page and the
+log. The "Model" accordion switches among the bundled demo and the registry models in the cache: the chosen model is
+loaded, the page is closed and served again on the same port, and the browser reloads.
+
 The page and its handlers live in `editor.ui` (`build_demo(engine, card, projector)` builds the `gr.Blocks` without
 launching it; tests use it); the HTTP endpoints (README) in `editor.ui.api`.
 """
@@ -13,6 +17,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import queue
+import time
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -38,7 +44,39 @@ def main(argv: list[str] | None = None) -> None:
 
     # Drag previews: the largest size <= 256 px that renders within a quarter second on this machine.
     config = EngineConfig(preview_budget_s=float(os.environ.get("EDITOR_PREVIEW_BUDGET_S", "0.25")))
-    engine, card = service.open_engine(args.model, args.bank, resolve_device(args.device), config)
+    device = resolve_device(args.device)
+    opened = service.open_engine(args.model, args.bank, device, config)
+    switches: queue.Queue = queue.Queue()
+
+    def switch_model(name: str, progress) -> str:
+        """Load `name` (no bank option: its own bank) for the whole server; the main loop relaunches the page."""
+        progress(0.1, f"loading {name}")
+        engine, card = service.open_engine(name, None, device, config)
+        if card.source != name:
+            raise ValueError(f"{name} could not be loaded: " + " ".join(card.notices))
+        switches.put((engine, card))
+        return f"Loaded {name}: the page reloads in a few seconds (reload it yourself if it does not)."
+
+    while True:  # one page per model; a switch closes it and serves the next on the same port
+        demo = _page(*opened, device=device, concurrency=args.concurrency, switch_model=switch_model)
+        demo.launch(server_name=args.host, server_port=args.port, css=CSS, max_file_size=MAX_UPLOAD,
+                    prevent_thread_lock=True)
+        try:
+            while True:
+                try:
+                    opened = switches.get(timeout=1.0)
+                    break
+                except queue.Empty:
+                    continue
+        except KeyboardInterrupt:
+            demo.close()
+            return
+        time.sleep(1.0)  # let the switch handler's reply reach the page
+        demo.close()
+
+
+def _page(engine, card, device: str, concurrency: int, switch_model):
+    """The page of one opened model: notices logged, photo upload and the "New slider" tab set up."""
     for n in card.notices:
         print(f"notice: {n}")
     print(f"model {card.source} ({engine.resolution} px, previews {engine.preview_resolution} px), "
@@ -55,8 +93,9 @@ def main(argv: list[str] | None = None) -> None:
 
     # "New slider" tab: saved sliders go to $EDITOR_USER_DIR (words need EDITOR_WORDS_SAMPLES)
     custom = backend_from_env(engine, device=str(engine.device))
-    build_demo(engine, card, projector=projector, concurrency=args.concurrency, custom=custom).launch(
-        server_name=args.host, server_port=args.port, css=CSS, max_file_size=MAX_UPLOAD)
+    models = service.available_models()
+    return build_demo(engine, card, projector=projector, concurrency=concurrency, custom=custom,
+                      switch_model=switch_model, models=models)
 
 
 if __name__ == "__main__":

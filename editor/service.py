@@ -252,10 +252,11 @@ def _describe(source: str, verified_as: str | None, notices: list[str]) -> tuple
         return f"random weights ({source})", "none (random weights)", ""
     named = checkpoints.registry_entry_for(source)
     if named is not None:
+        bank_note = (f" and its bank is not attached (pass --bank directions/{named.bank_name}.safetensors to use it "
+                     "anyway)") if named.bank_name else ""
         notices.append(f"The file in the cache for {named.name} was not downloaded by this program, so it is not "
-                       f"verified to be {named.name}: it is shown as an unknown generator and its bank is not "
-                       f"attached (pass --bank to use one anyway). If it is NVIDIA's file, its licence applies: "
-                       f"{named.license_name}.")
+                       f"verified to be {named.name}: it is shown as an unknown generator{bank_note}. If it is "
+                       f"NVIDIA's file, its licence applies: {named.license_name}.")
         return (f"unverified generator from the cache file for {named.name}",
                 f"unknown (unverified; if these are NVIDIA's weights: {named.license_name})", named.license_text)
     return f"generator from {source}", "see the checkpoint's model card", ""

@@ -150,3 +150,28 @@ def test_available_models_lists_demo_and_cached_registry_files(cache):
     assert "ffhq-1024" not in service.available_models()
     (cache / "stylegan2-ada-pytorch-metfaces.pkl").write_bytes(b"x")
     assert "ada-metfaces" in service.available_models()
+
+
+def test_page_offers_the_model_chooser_only_with_a_switcher():
+    import app
+    from _engine_fixtures import tiny_engine
+
+    engine = tiny_engine()
+    card = service.ModelCard("tiny", "tiny", "none", "", ())
+    calls = []
+
+    def switch(name, progress):
+        calls.append(name)
+        return f"Loaded {name}"
+
+    def ids(demo):
+        return {c.get("props", {}).get("elem_id"): c for c in demo.config["components"]}
+
+    assert "model-pick" not in ids(app.build_demo(engine, card))
+    demo = app.build_demo(engine, card, switch_model=switch, models=["demo", "ada-metfaces"])
+    pick = ids(demo)["model-pick"]["props"]
+    assert [c[0] for c in pick["choices"]] == ["tiny", "demo", "ada-metfaces"] and pick["value"] == "tiny"
+    fn = next(f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "on_switch")
+    out = fn.fn("ada-metfaces")
+    assert calls == ["ada-metfaces"] and "Loaded ada-metfaces" in list(out.values())[0]
+    assert "already running" in list(fn.fn("tiny").values())[0]

@@ -20,15 +20,19 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import gradio as gr
 
 from editor import service
+from editor.checkpoints import REPO_ROOT
 from editor.engine import EditState, Engine
 from editor.ui.api import add_api
 from editor.ui.common import RenderOrder, for_display, session_of, ui_guard, warning
+
+TOON_PHOTOS = sorted(str(p) for p in (REPO_ROOT / "assets" / "toon-photos").glob("*.png"))  # renderer photos
 
 CSS = """
 #before-image img, #after-image img { width: 100%; height: 100%; object-fit: contain; }
@@ -243,11 +247,14 @@ class UserSlots:
 def build_demo(engine: Engine, card: service.ModelCard | None = None,
                projector: service.Projector | None = None, concurrency: int = 4,
                extra_tabs: Sequence[Callable[[gr.State], None]] = (), bench_endpoints: bool = False,
-               custom=None) -> gr.Blocks:
+               custom=None, switch_model: Callable[[str, Callable], str] | None = None,
+               models: Sequence[str] = ()) -> gr.Blocks:
     """The Gradio app around one shared engine. `projector` (photo -> latent) may be None (upload is then off).
     `custom`: an `editor.ui.custom.CustomSliderBackend` adds the "New slider" tab, whose saved sliders appear at
     once under "Your sliders". `extra_tabs`: functions called inside the left column's tabs with the user's
-    `gr.State` (EditState). `bench_endpoints`: also serve /noop (a benchmark's baseline; not for users)."""
+    `gr.State` (EditState). `bench_endpoints`: also serve /noop (a benchmark's baseline; not for users).
+    `switch_model(name, progress) -> message` with `models` (names it can load) adds the model chooser: it loads the
+    chosen model for the whole server (raising ValueError when it cannot), and the page then reloads."""
     card = card or service.ModelCard(engine.model_name, engine.model_name, "unknown", "", ())
     order = RenderOrder()
     slots = UserSlots(engine) if custom is not None else None
@@ -263,6 +270,26 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
         gr.Markdown(_notice_markdown(card, engine), elem_id="model-notice")
         with gr.Accordion("Model licence and direction bank", open=False):
             gr.Markdown(service.bank_details(engine.bank) + ("\n\n" + card.license_text if card.license_text else ""))
+        if switch_model is not None and models:
+            with gr.Accordion("Model", open=False, elem_id="model-chooser"):
+                choices = list(dict.fromkeys([card.source, *models]))
+                with gr.Row():
+                    model_pick = gr.Dropdown(choices, value=card.source, label="Model (bundled or in the cache)",
+                                             elem_id="model-pick", scale=3,
+                                             info="switching reloads the page, for every user of this server")
+                    model_btn = gr.Button("Switch model", elem_id="model-switch", scale=1)
+                model_msg = gr.Markdown("", elem_id="model-msg", elem_classes="message-line")
+
+            @ui_guard(model_msg)
+            def on_switch(name, progress=gr.Progress()):
+                if name == card.source:
+                    return {model_msg: f"{name} is already running."}
+                return {model_msg: switch_model(name, lambda f, m: progress(f, desc=m))}
+
+            model_btn.click(on_switch, model_pick, [model_msg], concurrency_limit=1, concurrency_id="switch",
+                            api_visibility="private").then(
+                None, model_msg, None, api_visibility="private",
+                js="(msg) => { if (String(msg).startsWith('Loaded')) setTimeout(() => location.reload(), 5000); }")
 
         with gr.Row():
             with gr.Column(scale=5, min_width=400):
@@ -281,16 +308,22 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
                     with gr.Tab("Photo", elem_id="tab-photo"):
                         # no file_types: the handler checks the file and says what is wrong in photo_msg
                         photo_file = gr.File(label="Photo (JPEG, PNG, WebP, ...)", elem_id="photo-upload")
+                        if getattr(projector, "landmarker_name", None) == "toon":  # the demo model: toon photos
+                            gr.Examples(TOON_PHOTOS, inputs=[photo_file], label="Toon photos to try (this model "
+                                        "edits toon faces; a person's photo needs an FFHQ model)")
                         photo_msg = gr.Markdown("" if projector is not None else f"ℹ️ {service.PROJECTOR_MISSING}",
                                                 elem_id="photo-msg", elem_classes="message-line")
                         photo_view = gr.Image(label="Your photo", interactive=False, height=240,
                                               elem_id="photo-view")
                         project_btn = gr.Button("Align and project", interactive=False, elem_id="project-btn")
                         with gr.Row():
-                            aligned = gr.Image(label="Aligned crop", interactive=False, elem_id="aligned")
-                            recon = gr.Image(label="Reconstruction", interactive=False, elem_id="recon")
+                            aligned = gr.Image(label="Aligned crop", interactive=False, elem_id="aligned",
+                                               height=256)
+                            recon = gr.Image(label="Reconstruction (edit it with the sliders)", interactive=False,
+                                             elem_id="recon", height=256)
                         paste_btn = gr.Button("Paste the edited face back into the photo", interactive=False)
-                        pasted = gr.Image(label="Edited photo", interactive=False, format="png")
+                        pasted = gr.ImageSlider(label="Your photo | edited (drag to compare)", interactive=False,
+                                                format="png", elem_id="pasted")
                     with gr.Tab("Recipe", elem_id="tab-open"):
                         recipe_file = gr.File(label="PNG exported by the editor, latent .npz or recipe .json",
                                               elem_id="recipe-upload")
@@ -476,13 +509,16 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
             if not data[photo_path]:
                 raise ValueError("upload a photo first")
             ticket = order.ticket()
+            started = time.perf_counter()
             result = projector(service.read_photo(data[photo_path]), lambda f, m: progress(f, desc=m))
+            took = time.perf_counter() - started
             new = EditState.create(engine.latent_from_array(result.ws, origin="projected photo"))
             out = face_shown(new, request, ticket)
             out.update({s: 0.0 for s in all_sliders})
             out.update({projection: result, paste_btn: gr.update(interactive=result.paste_back is not None),
-                        aligned: for_display(result.aligned, 192), recon: for_display(engine.render(new), 192),
-                        photo_msg: "Projected: edit it with the sliders."})
+                        aligned: for_display(result.aligned, 256), recon: for_display(engine.render(new), 256),
+                        photo_msg: f"Your face is in the editor ({took:.1f} s): move the sliders, then paste "
+                                   "the edit back into the photo."})
             return out
 
         @ui_guard(photo_msg)
@@ -490,7 +526,8 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
             proj = data[projection]
             if proj is None or proj.paste_back is None:
                 raise ValueError("project a photo first")
-            return {pasted: proj.paste_back(engine.render(ctl.edit_state(latent_of(data), data))), photo_msg: ""}
+            edited = proj.paste_back(engine.render(ctl.edit_state(latent_of(data), data)))
+            return {pasted: (service.read_photo(data[photo_path]), edited), photo_msg: ""}
 
         @ui_guard(mix_msg)
         def on_face_b(data):
@@ -560,8 +597,9 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
         photo_file.change(on_photo, {photo_file}, [photo_path, photo_view, project_btn, photo_msg], **private)
         project_btn.click(on_project, {photo_path, *edit_in},
                           [*face_out, projection, paste_btn, aligned, recon, photo_msg, *all_sliders],
-                          concurrency_limit=1, concurrency_id="project", **private)
-        paste_btn.click(on_paste, {projection, *edit_in}, [pasted, photo_msg], **private)
+                          concurrency_limit=1, concurrency_id="project", show_progress_on=[recon], **private)
+        paste_btn.click(on_paste, {projection, photo_path, *edit_in}, [pasted, photo_msg], show_progress_on=[pasted],
+                        **private)
         b_btn.click(on_face_b, {seed_b, psi}, [face_b, image_b, mix_msg], **private)
         mix_btn.click(on_mix, {face_b, mix_preset, *edit_in}, [mixed, mix_msg], **private)
         use_mix_btn.click(on_use_mix, {face_b, mix_preset, *edit_in}, [*face_out, mix_msg], **private)
