@@ -560,9 +560,9 @@ class PhotoProjector:
         except align.NoFaceError as exc:
             if self.landmarker_name == "toon":
                 raise align.NoFaceError(
-                    f"{exc}. This model (the small bundled demo) only edits toon faces like the ones it draws: a "
-                    "photo of a person needs an FFHQ model, e.g. `python app.py --model ffhq-1024` where NVIDIA's "
-                    "weights can be downloaded or are cached (see README, Models).") from None
+                    f"{str(exc).rstrip('.')}. This model (the small bundled demo) only edits toon faces like the "
+                    "ones it draws: a photo of a person needs an FFHQ model, e.g. `python app.py --model ffhq-1024` "
+                    "where NVIDIA's weights can be downloaded or are cached (see README, Models).") from None
             raise
         note = f" ({'; '.join(aligned.notices)})" if aligned.notices else ""
         report(0.05, "aligned" + note)
