@@ -88,6 +88,9 @@ def _page(engine, card, device: str, concurrency: int, switch_model):
         from editor.projection import PhotoProjector
 
         projector = PhotoProjector(engine.G, source=card.source, device=str(engine.device))
+        import threading  # the first photo should not pay for the one-time set-up
+
+        threading.Thread(target=projector.warm_up, name="photo-warm-up", daemon=True).start()
     except (ImportError, ValueError, OSError) as exc:
         card = dataclasses.replace(card, notices=card.notices + (f"Photo upload is off: {exc}",))
 

@@ -34,6 +34,7 @@ import copy
 import math
 import os
 import sys
+import threading
 import time
 import types
 from dataclasses import dataclass, field, replace
@@ -547,6 +548,21 @@ class PhotoProjector:
         self.encoder = _bundled_encoder(G, source, device) if isinstance(encoder, str) and encoder == "auto" \
             else encoder
         self._w_stats = None
+        self._warm_lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Do the one-time work now (the mean w, the perceptual network, the face finder's reference statistics)
+        instead of on the first photo; the app calls it in a background thread at start-up."""
+        with self._warm_lock:
+            if self._w_stats is None:
+                self._w_stats = w_statistics(self.G, self.config.w_avg_samples, seed=self.config.seed + 7,
+                                             device=self.device)
+            for schedule in (self.refine if self.encoder is not None else self.config,):
+                if schedule is not None and schedule.perceptual in ("vgg", "alex"):
+                    lpips_model(schedule.perceptual, self.device)
+            statistics = getattr(self.landmarker, "_portrait_statistics", None)
+            if statistics is not None:
+                statistics()
 
     def __call__(self, photo, progress: Callable[[float, str], None] | None = None):
         from editor import align
@@ -583,8 +599,7 @@ class PhotoProjector:
         [R, R, 3]): encode and refine, or project when there is no encoder. Progress runs from 0.05 to 1."""
         report = progress or (lambda fraction, message: None)
         if self._w_stats is None:
-            self._w_stats = w_statistics(self.G, self.config.w_avg_samples, seed=self.config.seed + 7,
-                                         device=self.device)
+            self.warm_up()
         target = _prepare_target(aligned_image, self.G.img_resolution, self.device)  # [1, 3, R, R]
         if self.encoder is not None:
             report(0.08, "encoding")

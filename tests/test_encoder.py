@@ -118,6 +118,8 @@ def test_photo_projector_with_an_encoder_encodes_then_refines(G):
     proj = PhotoProjector(G, "random:small", landmarker=Finder(), encoder=enc,
                           refine=replace(REFINE, steps=3, perceptual="none", w_avg_samples=100))
     proj.config = replace(proj.config, w_avg_samples=100)
+    proj.warm_up()  # what the app does at start-up: the first photo then finds the mean w ready
+    assert proj._w_stats is not None
     messages = []
     with torch.no_grad():
         target = (G.synthesis(G.mapping(torch.randn(1, G.z_dim), None), noise_mode="const")[0] * 127.5 + 128) \
