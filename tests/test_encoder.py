@@ -174,3 +174,25 @@ def test_paste_back_with_the_reconstruction_pastes_only_the_edit():
     assert quad[:, 0].min() - 2 <= xs.min() and xs.max() <= quad[:, 0].max() + 2
     with pytest.raises(ValueError, match="differ in size"):
         paste_back(r.image, aligned, edited, reference=recon[:32, :32])
+
+
+def test_project_command_starts_from_the_bundled_encoder(G, tmp_path):
+    import json
+
+    from PIL import Image
+
+    from editor.checkpoints import save_generator
+    from editor.commands import main
+
+    ckpt = save_generator(G, tmp_path / "model")
+    save_encoder(Encoder(_config(G), G.mapping.w_avg), ckpt / "encoder.safetensors", model_id(G))
+    crop = tmp_path / "crop.png"
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(crop)
+    args = ["project", str(crop), "--no-align", "--model", str(ckpt), "--steps", "2", "--perceptual", "none",
+            "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    summary = json.loads((tmp_path / "a" / "projection.json").read_text())
+    assert summary["preset"] == "refine" and summary["encoder"] is True and summary["steps"] == 2
+    assert main([*args, "--encoder", "none", "--out", str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "projection.json").read_text())["preset"] == "default"
+    assert main([*args, "--encoder", "none", "--preset", "refine", "--out", str(tmp_path / "c")]) == 1

@@ -12,6 +12,7 @@ HELP = "Find the face in a photo, align it the FFHQ way and project it into W / 
 EXAMPLES = """  python -m editor project photo.jpg --model ffhq-1024 --out out/me
   python -m editor project --image photo.jpg --model demo --space w+ --steps 200 --out out/toon
   python -m editor project crop.png --no-align --model random:small --out /tmp/p --preset baseline
+  python -m editor project assets/toon-photos/toon-photo-1.png --model demo --out out/toon   # encoder + 20 steps
 
 writes into --out: aligned.png (the FFHQ-aligned crop), reconstruction.png (the generator's image of the latent),
 pasted.png (the reconstruction pasted back into the photo), latent.npz (ws [num_ws, w_dim] float32, readable by
@@ -23,8 +24,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--image", default=None, help="the photo (same as the positional argument)")
     parser.add_argument("--model", default="demo", metavar="SOURCE", help="generator source (default demo)")
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--preset", choices=("default", "baseline"), default="default",
-                        help="schedule: default (fast) or baseline (the reference's 1000 steps)")
+    parser.add_argument("--preset", choices=("refine", "default", "baseline"), default=None,
+                        help="schedule: refine (20 W+ steps from the encoder's latent; the default when the model "
+                             "has an encoder), default (100 steps from the best of 128 samples) or baseline (the "
+                             "reference's 1000 steps)")
+    parser.add_argument("--encoder", default="auto", metavar="auto|none|FILE",
+                        help="image -> W+ encoder to start from (auto: the model's bundled encoder.safetensors when "
+                             "it was trained for these weights; none: optimise from samples)")
     parser.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the preset's)")
     parser.add_argument("--space", choices=("w", "w+"), default=None,
                         help="latent space (default: the preset's: W then W+ for default, W for baseline)")
@@ -60,7 +66,23 @@ def run(args) -> int:
     if args.steps is not None and args.steps < 1:
         raise CommandError("--steps must be >= 1")
     device = torch.device(resolve_device(args.device))
-    cfg = PRESETS[args.preset]
+    G = load_generator(args.model, device=device, progress=not args.no_progress)
+    encoder = None
+    if args.encoder == "auto":
+        from editor.projection import _bundled_encoder
+
+        encoder = _bundled_encoder(G, args.model, device)
+    elif args.encoder != "none":
+        from editor.encoder import EncoderError, load_encoder
+
+        try:
+            encoder = load_encoder(args.encoder, G, device=device)
+        except EncoderError as exc:
+            raise CommandError(str(exc)) from None
+    preset = args.preset or ("refine" if encoder is not None else "default")
+    if preset == "refine" and encoder is None:
+        raise CommandError("--preset refine starts from an encoder: this model has none (--encoder FILE)")
+    cfg = PRESETS[preset]
     changes = {"seed": args.seed}
     if args.steps is not None:
         changes["steps"] = args.steps
@@ -70,7 +92,6 @@ def run(args) -> int:
         changes["perceptual"] = args.perceptual
     cfg = replace(cfg, **changes)
 
-    G = load_generator(args.model, device=device, progress=not args.no_progress)
     D = load_network(args.model, "D", device=device, progress=False) if cfg.perceptual == "disc" else None
     res = G.img_resolution
     out = Path(args.out)
@@ -99,7 +120,11 @@ def run(args) -> int:
         bar.update(p.step - bar.n)
         bar.set_postfix(loss=f"{p.loss:.4f}")
 
-    result = project(G, crop, config=cfg, callback=report, device=device, discriminator=D)
+    init_ws = None
+    if encoder is not None and preset == "refine":
+        with torch.no_grad():
+            init_ws = encoder(torch.from_numpy(crop.copy()).permute(2, 0, 1)[None].float().to(device) / 127.5 - 1)
+    result = project(G, crop, config=cfg, callback=report, device=device, discriminator=D, init_ws=init_ws)
     bar.close()
     Image.fromarray(result.image).save(out / "reconstruction.png")
     arrays = {"ws": result.ws[0].numpy().astype(np.float32), "space": np.array(result.space),
@@ -109,13 +134,14 @@ def run(args) -> int:
     if aligned is not None:
         arrays["quad"] = aligned.quad.astype(np.float64)
         arrays["photo_size"] = np.array(aligned.photo_size)
-        pasted = align.paste_back(photo, aligned, result.image)
+        pasted = align.paste_back(photo, aligned, result.image)  # the generator's face (no edit to carry)
         Image.fromarray(pasted).save(out / "pasted.png")
     if result.noise is not None:
         for name, v in result.noise.items():
             arrays[f"noise/{name}"] = v.numpy()
     np.savez_compressed(out / "latent.npz", **arrays)
     summary = {"photo": str(photo_path), "model": str(args.model), "resolution": res, "space": result.space,
+               "preset": preset, "encoder": encoder is not None,
                "steps": result.steps_run, "stopped": result.stopped, "seconds": round(result.seconds, 2),
                "psnr": round(result.psnr, 3), "final_loss": result.losses[-1],
                "faces_found": aligned.num_faces if aligned is not None else None,
