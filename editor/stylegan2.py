@@ -83,6 +83,28 @@ CONFIGS: dict[str, NetworkConfig] = {
 # On CPU, blocks from this resolution up run channels-last (see SynthesisBlock.forward).
 FAST_LAYOUT_MIN_RES = 64
 
+
+class _DerivedCache:
+    """Tensors derived from a module's parameters (scaled bias, channels-last weight, kernel energies, ...) for the
+    inference fast path, rebuilt when any source tensor changes (storage or in-place version, e.g. after
+    `load_state_dict`, an EMA update or `.to(device)`). Not part of the state dict."""
+
+    def __init__(self):
+        self._items: dict = {}
+
+    def get(self, name, sources: tuple, build):
+        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in sources)
+        hit = self._items.get(name)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        with torch.inference_mode(False), torch.no_grad():
+            value = build()
+        self._items[name] = (key, value)
+        return value
+
+    def clear(self) -> None:
+        self._items.clear()
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Layers.
 
@@ -226,6 +248,40 @@ class SynthesisLayer(nn.Module):
             self.register_buffer("noise_const", torch.randn([resolution, resolution]))
             self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
+        self._derived = _DerivedCache()
+
+    def forward_fast(self, x: torch.Tensor, w: torch.Tensor | None, noise_mode: str = "const", gain: float = 1.0,
+                     styles: torch.Tensor | None = None) -> torch.Tensor:
+        """Inference on CPU for one sample (x [1, I, H, W] channels-last, fp32 or bf16, autograd off), const or no
+        noise: the same image as `forward` up to float rounding (ops' fast-path notes), in fewer passes."""
+        if styles is None:
+            styles = self.affine(w)  # [1, in_channels]
+        g = self.act_gain * gain  # folded into weight, bias and noise: the activation is positively homogeneous
+        dtype = x.dtype
+        energy = self._derived.get("energy", (self.weight,), lambda: ops.kernel_energy(self.weight))
+        scale = ops.modulation_scale(styles[0].float(), energy, g)  # [O, I]
+        bias = self._derived.get(("bias", g, dtype), (self.bias,), lambda: (self.bias * g).to(dtype))
+        if self.up == 1:
+            # The weight kept as [O, kh, kw, I]: modulating it is one contiguous pass, its permuted view [O, I, kh, kw]
+            # is the channels-last weight the convolution wants.
+            weight = self._derived.get("weight_ohwi", (self.weight,),
+                                       lambda: self.weight.permute(0, 2, 3, 1).contiguous())
+            w = torch.mul(weight, scale[:, None, None, :]).to(dtype).permute(0, 3, 1, 2)
+            x = torch.nn.functional.conv2d(x, w, bias, padding=self.padding)
+        else:
+            # Transposed convolution weight [I, O, kh, kw] kept as [I, kh, kw, O] (channels-last).
+            weight = self._derived.get("weight_ihwo", (self.weight,),
+                                       lambda: self.weight.permute(1, 2, 3, 0).contiguous())
+            w = torch.mul(weight, scale.t().contiguous()[:, None, None, :]).to(dtype).permute(0, 3, 1, 2)
+            fir = self._derived.get(("fir", dtype), (self.resample_filter,), lambda: ops.fir_depthwise_weight(
+                self.resample_filter, self.out_channels, self.up ** 2, dtype))
+            pad = ops.up_padding(self.resample_filter, self.up, self.weight.shape[-1], self.padding)
+            x = ops.conv_up_fir(x, w, fir, pad, up=self.up, bias=bias)
+        if self.use_noise and noise_mode == "const":
+            x.add_(self._derived.get(("noise", g, dtype), (self.noise_const, self.noise_strength),
+                                     lambda: (self.noise_const * (self.noise_strength * g)).to(dtype)))
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return ops.bias_act(x, None, act=self.activation, gain=1.0, clamp=clamp, inplace=True)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor | None, noise_mode: str = "const", fused_modconv: bool = True,
                 gain: float = 1.0, styles: torch.Tensor | None = None) -> torch.Tensor:
@@ -258,6 +314,19 @@ class ToRGBLayer(nn.Module):
             torch.randn([out_channels, in_channels, kernel_size, kernel_size]).to(memory_format=memory_format))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
+        self._derived = _DerivedCache()
+
+    def forward_fast(self, x: torch.Tensor, w: torch.Tensor | None, styles: torch.Tensor | None = None) -> torch.Tensor:
+        """`forward` for one channels-last sample with autograd off (see SynthesisLayer.forward_fast); fp32 result."""
+        if styles is None:
+            styles = self.affine(w)
+        weight = self._derived.get("weight_cl", (self.weight,),
+                                   lambda: self.weight.contiguous(memory_format=torch.channels_last))
+        scale = ops.modulation_scale(styles[0].float(), None, self.weight_gain)  # [1, I]
+        wt = torch.mul(weight, scale[:, :, None, None]).to(x.dtype)
+        bias = self._derived.get(("bias", x.dtype), (self.bias,), lambda: self.bias.to(x.dtype))
+        y = torch.nn.functional.conv2d(x, wt, bias, padding=self.weight.shape[-1] // 2).float()
+        return ops.bias_act(y, None, clamp=self.conv_clamp, inplace=True)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor | None, fused_modconv: bool = True,
                 styles: torch.Tensor | None = None) -> torch.Tensor:
@@ -302,6 +371,7 @@ class SynthesisBlock(nn.Module):
         self.torgb = ToRGBLayer(out_channels, img_channels, w_dim=w_dim, conv_clamp=conv_clamp,
                                 channels_last=self.channels_last)
         self.num_torgb += 1
+        self._derived = _DerivedCache()
 
     @property
     def layer_names(self) -> list[str]:
@@ -354,6 +424,30 @@ class SynthesisBlock(nn.Module):
         y = y.to(dtype=torch.float32, memory_format=torch.contiguous_format)
         img = img + y if img is not None else y
         return x, img
+
+    def forward_fast(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor | None,
+                     noise_mode: str = "const", styles: dict[str, torch.Tensor] | None = None,
+                     dtype: torch.dtype = torch.float32):
+        """`forward` for one sample on CPU with autograd off (`SynthesisNetwork.fast_path_applies`): activations
+        channels-last in `dtype` (float32, or bfloat16 for approximate previews), the skip image in float32."""
+        w_list = list(ws.unbind(dim=1)) if ws is not None else [None] * (self.num_conv + self.num_torgb)
+        styles = styles or {}
+        names = self.layer_names
+        if self.in_channels == 0:
+            x = self._derived.get(("const", dtype), (self.const,), lambda: self.const.to(dtype).unsqueeze(0).contiguous(
+                memory_format=torch.channels_last))
+            x = self.conv1.forward_fast(x, w_list[0], noise_mode=noise_mode, styles=styles.get(names[0]))
+        else:
+            x = x.to(dtype=dtype, memory_format=torch.channels_last)
+            x = self.conv0.forward_fast(x, w_list[0], noise_mode=noise_mode, styles=styles.get(names[0]))
+            x = self.conv1.forward_fast(x, w_list[1], noise_mode=noise_mode, styles=styles.get(names[1]))
+        i_rgb = len(names) - 1
+        y = self.torgb.forward_fast(x, w_list[i_rgb], styles=styles.get(names[i_rgb]))  # [1, C, H, W] float32
+        if img is None:
+            return x, y.contiguous()
+        taps = self._derived.get("taps", (self.resample_filter,), lambda: ops.separable_taps(self.resample_filter))
+        img = ops.upsample2d(img, self.resample_filter) if taps is None else ops.upsample2d_polyphase(img, taps)
+        return x, img.add_(y)
 
     def _on_cuda(self) -> bool:
         return self.conv1.weight.device.type == "cuda"
@@ -419,35 +513,80 @@ class SynthesisNetwork(nn.Module):
 
     def forward(self, ws: torch.Tensor | None = None, noise_mode: str = "const", force_fp32: bool = False,
                 fused_modconv: bool | None = None, stop_resolution: int | None = None,
-                styles: dict[str, torch.Tensor] | None = None, channels_last: bool | None = None) -> torch.Tensor:
-        """Render ws [N, num_ws, w_dim] (or precomputed `styles`) to images [N, C, H, W].
+                styles: dict[str, torch.Tensor] | None = None, channels_last: bool | None = None,
+                dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Render ws [N, num_ws, w_dim] (or precomputed `styles`) to images [N, C, H, W] (float32).
 
         stop_resolution: stop after the block of that resolution and return its accumulated skip image (a preview
         at lower resolution, consistent with the full image).
+        dtype: torch.bfloat16 computes the activations in bfloat16 (CPU inference fast path only, see
+        `fast_path_applies`): about twice as fast on CPUs with AVX512-BF16, approximate (an opt-in for previews).
+        """
+        _, img = self.run_blocks(ws, styles=styles, stop_resolution=stop_resolution, noise_mode=noise_mode,
+                                 force_fp32=force_fp32, fused_modconv=fused_modconv, channels_last=channels_last,
+                                 dtype=dtype)
+        return img
+
+    def fast_path_applies(self, batch: int, device: torch.device, noise_mode: str = "const",
+                          fused_modconv: bool | None = None, channels_last: bool | None = None) -> bool:
+        """Whether rendering takes the inference fast path: one sample on the CPU, eval mode, autograd off, const or
+        no noise, and no explicit unfused / contiguous-layout request. Its images equal the reference path's up to
+        float rounding (about 1e-6 for images in [-1, 1]; relative 1e-6 when activations reach the conv clamp).
+        Batches keep the reference's grouped convolution; on a CPU rendering them one sample at a time is faster
+        (`Engine` does)."""
+        return (batch == 1 and device.type == "cpu" and not self.training and not torch.is_grad_enabled()
+                and noise_mode in ("const", "none") and fused_modconv is not False and channels_last is not False)
+
+    def run_blocks(self, ws: torch.Tensor | None = None, styles: dict[str, torch.Tensor] | None = None,
+                   start: tuple[int, torch.Tensor, torch.Tensor] | None = None, stop_resolution: int | None = None,
+                   noise_mode: str = "const", force_fp32: bool = False, fused_modconv: bool | None = None,
+                   channels_last: bool | None = None, dtype: torch.dtype | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the blocks after `start` up to `stop_resolution` (default: all): (features x, skip image img).
+
+        start: (res, x, img) as returned by an earlier call that stopped at block `res`, to continue from there
+        (the blocks up to `res` must see the same codes: an edit that changes only later layers reuses them).
         """
         if ws is None and styles is None:
             raise ValueError("give ws or styles")
         if ws is not None:
             self._check_ws(ws)
             ws = ws.to(torch.float32)
-            batch = ws.shape[0]
+            batch, device = ws.shape[0], ws.device
         else:
-            batch = next(iter(styles.values())).shape[0]
+            first = next(iter(styles.values()))
+            batch, device = first.shape[0], first.device
         if stop_resolution is not None and stop_resolution not in self.block_resolutions:
             raise ValueError(f"stop_resolution must be one of {self.block_resolutions}, got {stop_resolution}")
+        if start is not None and start[0] not in self.block_resolutions:
+            raise ValueError(f"start must name a block resolution of {self.block_resolutions}, got {start[0]}")
+        fast = self.fast_path_applies(batch, device, noise_mode, fused_modconv, channels_last)
+        if dtype not in (None, torch.float32) and not (fast and dtype == torch.bfloat16):
+            raise ValueError(f"dtype {dtype} needs bfloat16 and the CPU inference fast path (fast_path_applies)")
         x = img = None
         w_idx = 0
+        started = start is None
         for res, block in self.blocks():
+            if not started:
+                if res == start[0]:
+                    _, x, img = start
+                    started = True
+                w_idx += block.num_conv
+                continue
             block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb) if ws is not None else None
             block_styles = None
             if styles is not None:
                 block_styles = {k.split(".")[1]: v for k, v in styles.items() if k.startswith(f"b{res}.")}
-            x, img = block(x, img, block_ws, force_fp32=force_fp32, fused_modconv=fused_modconv,
-                           noise_mode=noise_mode, styles=block_styles, batch=batch, channels_last=channels_last)
+            if fast:
+                x, img = block.forward_fast(x, img, block_ws, noise_mode=noise_mode, styles=block_styles,
+                                            dtype=dtype or torch.float32)
+            else:
+                x, img = block(x, img, block_ws, force_fp32=force_fp32, fused_modconv=fused_modconv,
+                               noise_mode=noise_mode, styles=block_styles, batch=batch, channels_last=channels_last)
             w_idx += block.num_conv
             if stop_resolution is not None and res == stop_resolution:
                 break
-        return img
+        return x, img
 
 
 class Generator(nn.Module):

@@ -166,6 +166,100 @@ def test_upsample_and_downsample_shapes():
     assert torch.allclose(ops.upsample2d(c, f)[..., 2:-2, 2:-2], torch.ones(1, 1, 12, 12))
 
 
+# ----------------------------------------------------------------------------------------------------------------------
+# The CPU inference fast path (one sample, autograd off): same images up to float summation order.
+
+FAST_CASES = [("ws_psi1", "const", "img_psi1_const"), ("ws_psi07", "const", "img_psi07_const"),
+              ("ws_psi1", "none", "img_psi1_none"), ("ws_plus", "const", "img_wplus_const"),
+              ("ws_mix_cut3", "const", "img_mix_cut3_const"), ("ws_big", "const", "img_big_const")]
+
+
+@pytest.mark.parametrize("ws_key,noise_mode,img_key", FAST_CASES)
+@torch.no_grad()
+def test_fast_path_matches_reference_per_sample(ref_G, cases, ws_key, noise_mode, img_key):
+    ws, expected = cases[ws_key], cases[img_key]
+    assert ref_G.synthesis.fast_path_applies(1, ws.device, noise_mode)
+    out = torch.cat([ref_G.synthesis(ws[i:i + 1], noise_mode=noise_mode) for i in range(ws.shape[0])])
+    # 1e-4 absolute for images of normal range; the conv-clamp case (values up to ~800) gets the same relative bound.
+    assert_close(out, expected, tol=max(TOL, 2e-6 * expected.abs().max().item()))
+
+
+@torch.no_grad()
+def test_fast_path_equals_reference_path_on_random_generators():
+    for config, seed in (("small", 1), ("toon-64", 2)):
+        G = build_generator(config, seed=seed).eval()
+        ws = G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(seed)), None, truncation_psi=0.8)
+        fast = G.synthesis(ws)
+        slow = G.synthesis(ws, channels_last=False)  # an explicit layout request takes the reference path
+        assert not G.synthesis.fast_path_applies(1, ws.device, channels_last=False)
+        assert_close(fast, slow, tol=1e-5)
+        for res in G.synthesis.block_resolutions:
+            assert_close(G.synthesis(ws, stop_resolution=res), G.synthesis(ws, stop_resolution=res, channels_last=False),
+                         tol=1e-5)
+
+
+@torch.no_grad()
+def test_run_blocks_resumes_where_it_stopped():
+    G = build_generator("toon-64", seed=4).eval()
+    ws = G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(0)), None)
+    full = G.synthesis(ws)
+    for res in G.synthesis.block_resolutions[:-1]:
+        x, img = G.synthesis.run_blocks(ws, stop_resolution=res)
+        _, resumed = G.synthesis.run_blocks(ws, start=(res, x, img))
+        assert torch.equal(resumed, full)
+    with pytest.raises(ValueError, match="start must name"):
+        G.synthesis.run_blocks(ws, start=(5, x, img))
+
+
+@torch.no_grad()
+def test_fast_path_follows_weight_changes():
+    G = build_generator("small", seed=5).eval()
+    ws = G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(1)), None)
+    before = G.synthesis(ws)  # fills the derived-tensor caches
+    other = build_generator("small", seed=6).eval()
+    G.load_state_dict(other.state_dict())
+    assert_close(G.synthesis(ws), other.synthesis(ws, channels_last=False), tol=1e-5)
+    G.synthesis.b8.conv1.weight.mul_(2)  # an in-place update (an EMA step, say) is seen too
+    G.synthesis.b8.conv1.bias.add_(1)
+    assert_close(G.synthesis(ws), G.synthesis(ws, channels_last=False), tol=1e-5)
+    assert not torch.equal(before, G.synthesis(ws))
+
+
+@torch.no_grad()
+def test_bfloat16_preview_is_close_and_needs_the_fast_path():
+    G = build_generator("toon-64", seed=7).eval()
+    ws = G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(2)), None, truncation_psi=0.7)
+    exact = G.synthesis(ws)
+    approx = G.synthesis(ws, dtype=torch.bfloat16)
+    assert approx.dtype == torch.float32 and approx.shape == exact.shape
+    err = (approx - exact).abs()
+    assert err.max().item() < 0.1 * exact.abs().max().item() and err.mean().item() < 0.02 * exact.abs().mean().item() + 1e-3
+    with pytest.raises(ValueError, match="bfloat16"):
+        G.synthesis(torch.cat([ws, ws]), dtype=torch.bfloat16)  # a batch takes the reference path
+
+
+def test_polyphase_upsampling_and_fused_up_convolution_match_reference_ops():
+    gen = torch.Generator().manual_seed(0)
+    for taps in ([1, 3, 3, 1], [1, 2, 1], [1, 3, 3, 1, 2, 4]):
+        f = ops.setup_filter(taps)
+        x = torch.randn(2, 3, 9, 11, generator=gen)
+        assert torch.allclose(ops.upsample2d_polyphase(x, ops.separable_taps(f)), ops.upsample2d(x, f), atol=1e-6)
+    assert ops.separable_taps(torch.tensor([[1.0, 0.0], [0.0, 1.0]])) is None  # not rank 1
+    f = ops.setup_filter([1, 3, 3, 1])
+    x = torch.randn(1, 8, 10, 10, generator=gen).contiguous(memory_format=torch.channels_last)
+    w, b = torch.randn(5, 8, 3, 3, generator=gen), torch.randn(5, generator=gen)
+    expected = ops.conv2d_resample(x, w, f=f, up=2, padding=1, flip_weight=False) + b.reshape(1, -1, 1, 1)
+    wt = w.transpose(0, 1).contiguous(memory_format=torch.channels_last)
+    out = ops.conv_up_fir(x, wt, ops.fir_depthwise_weight(f, 5, 4, torch.float32), ops.up_padding(f, 2, 3, 1), bias=b)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(out, expected, atol=1e-5)
+    styles, weight = torch.randn(8, generator=gen), torch.randn(5, 8, 3, 3, generator=gen)
+    modulated = weight * styles.reshape(1, -1, 1, 1)
+    demodulated = modulated * (modulated.square().sum(dim=[1, 2, 3]) + 1e-8).rsqrt().reshape(-1, 1, 1, 1)
+    scale = ops.modulation_scale(styles, ops.kernel_energy(weight), gain=1.0)
+    assert torch.allclose(weight * scale[:, :, None, None], demodulated, atol=1e-6)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_fp16_blocks_on_cuda_close_to_fp32():
