@@ -329,3 +329,54 @@ def test_slider_problem_names_the_layers_a_direction_acts_on():
     assert engine.slider_problem("pose", None, "w+", (0, 4)) is None
     problem = engine.slider_problem("pose", None, "w+", (4, 8))
     assert "acts only on layers 0-1" in problem and "4-7" in problem
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Speed paths: resuming after unchanged blocks, bfloat16 previews, one sample at a time on a CPU
+
+
+def test_w_plus_edit_resumes_after_unchanged_blocks():
+    engine = tiny_engine(preview_dtype="float32")
+    plain = tiny_engine(preview_dtype="float32", use_style_cache=False)  # renders every block from ws
+    assert engine._can_resume and not plain._can_resume
+    lo = engine._layer_index["b16.conv1"]  # blocks 4 and 8 read only earlier codes
+    for layers, resumed in (((lo, engine.num_ws), True), ((0, engine.num_ws), False)):
+        state = EditState.create(engine.sample(11), {"smile": 2.0, "age": -1.0}, space="w+", layers=layers)
+        before = len(engine._prefixes)
+        frame = engine.render(state)
+        assert len(engine._prefixes) == before + int(resumed)
+        other = plain.render(EditState.create(plain.sample(11), {"smile": 2.0, "age": -1.0}, space="w+",
+                                              layers=layers))
+        assert np.abs(frame.astype(int) - other.astype(int)).max() <= 1
+    # a second edit of the same latent and range reuses the cached blocks: same result as a fresh engine
+    state = EditState.create(engine.sample(11), {"smile": -1.5}, space="w+", layers=(lo, engine.num_ws))
+    hits = engine._prefixes.hits
+    again = engine.render(state)
+    assert engine._prefixes.hits == hits + 1
+    fresh = tiny_engine(preview_dtype="float32")
+    assert np.array_equal(again, fresh.render(EditState.create(fresh.sample(11), {"smile": -1.5}, space="w+",
+                                                               layers=(lo, fresh.num_ws))))
+
+
+def test_bfloat16_previews_are_close_and_full_renders_exact():
+    bf = tiny_engine(preview_dtype="bfloat16")
+    fp = tiny_engine(preview_dtype="float32")
+    assert bf.preview_dtype == torch.bfloat16 and fp.preview_dtype is None
+    for seed in (1, 2, 3):
+        a = EditState.create(bf.sample(seed), {"smile": 1.0})
+        b = EditState.create(fp.sample(seed), {"smile": 1.0})
+        diff = np.abs(bf.render(a, preview=True).astype(int) - fp.render(b, preview=True).astype(int))
+        assert diff.mean() < 3 and diff.max() < 40  # approximate (tiny random net: large activations)
+        assert np.array_equal(bf.render(a), fp.render(b))  # full renders stay float32
+    with pytest.raises(ValueError, match="preview_dtype"):
+        tiny_engine(preview_dtype="float16")
+
+
+def test_batches_render_one_sample_at_a_time_on_cpu(engine):
+    assert engine._fast
+    ws = torch.stack([torch.from_numpy(np.array(engine.sample(s).ws)) for s in (1, 2, 3)])
+    frames = engine.render_ws(ws)
+    with torch.no_grad():
+        batched = engine.G.synthesis(ws, noise_mode="const")  # the reference path (grouped convolution)
+    expected = ((batched * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)).numpy()
+    assert np.abs(np.stack(frames).astype(int) - expected.astype(int)).max() <= 1
