@@ -1,10 +1,15 @@
-"""Edit latency of the backend (editor/engine.py) on this CPU: slider move -> new image.
+"""Edit latency of the backend (editor/engine.py) on this CPU: slider move -> new image, against the reference.
 
-    nice -n 10 python benchmarks/bench_engine.py --configs toon-64 toon-128 ffhq-1024 --repeats 20
+    nice -n 10 python -m benchmarks.bench_engine --configs toon-64 toon-128 ffhq-1024 --repeats 20
+    python -m benchmarks.bench_engine --configs ffhq-1024 --repeats 5 --threads 2 --reference /work/ref/stylegan2-ada-pytorch
 
-For each generator configuration (random weights; the demo model when given as 'demo') it times, after a warm-up:
-preview renders (progressive synthesis stopped at <= 256 px) and full renders for new slider values (cache misses),
-and repeated renders of the same state (frame-cache hits). Prints a markdown table (p50 / p95 in ms).
+For each generator configuration (random weights; the demo model when given as 'demo') it times, after a warm-up,
+renders of new slider values (frame-cache misses): drag previews (the engine's preview size and dtype), full
+renders of a W edit (every layer), full renders of a W+ edit of the fine layers (8 and up: the engine resumes after
+the blocks it leaves unchanged), and repeated renders of one state (frame-cache hits); and the bare
+`G.synthesis(ws)` of the same codes (no engine), interleaved with the renders, so that the engine's own cost is the
+difference. With a reference checkout (`--reference PATH` or $STYLEGAN2_REFERENCE) NVIDIA's synthesis of the same
+codes is interleaved too and each render is also given as a fraction of it. Prints markdown tables (p50 / p95 ms).
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ import time
 import numpy as np
 import torch
 
-from editor.engine import Direction, EditBank, EditState, Engine, EngineConfig
+from benchmarks._reference import reference_generator, reference_path, reference_synthesis, skip_note
+from editor.engine import Direction, EditBank, EditState, Engine, EngineConfig, layer_preset
+
+KINDS = ("preview", "full_w", "full_fine", "bare", "reference")
 
 
 def percentile(xs: list[float], q: float) -> float:
@@ -31,59 +39,91 @@ def build(config: str) -> torch.nn.Module:
     return load_generator(source, "cpu", progress=False)
 
 
-def bench(config: str, repeats: int, threads: int) -> dict:
+def bench(config: str, repeats: int, threads: int, ref_path, engine_config: EngineConfig) -> dict:
     torch.set_num_threads(threads)
     G = build(config)
+    R = reference_generator(ref_path, G) if ref_path is not None else None
     rng = np.random.default_rng(0)
     bank = EditBank(tuple(Direction(f"a{i}", rng.standard_normal(G.w_dim), sigma=1.0) for i in range(4)))
-    engine = Engine(G, bank, config=EngineConfig())
+    engine = Engine(G, bank, config=engine_config)
     latent = engine.sample(0)
+    fine = layer_preset("fine", engine.num_ws)
     values = rng.uniform(-3, 3, size=repeats + 2)
-    out = {"config": config, "resolution": engine.resolution, "preview": engine.preview_resolution}
-    for preview in (True, False):
-        engine.render(EditState.create(latent, {"a0": 0.123}), preview=preview)  # warm-up
-        times, cpu = [], []
-        for v in values[:repeats]:
-            state = EditState.create(latent, {"a0": float(v), "a1": 0.5}, locked=["a2"])
-            engine.frames.clear()  # a new frame every time
+    out = {"config": config, "resolution": engine.resolution, "preview": engine.preview_resolution,
+           "preview_dtype": str(engine.preview_dtype or torch.float32).replace("torch.", ""),
+           **{k: [] for k in KINDS}, **{k + "_cpu": [] for k in KINDS}}
+
+    def state(kind: str, v: float) -> EditState:
+        if kind == "full_fine":
+            return EditState.create(latent, {"a0": v, "a1": 0.5}, space="w+", layers=fine, locked=["a2"])
+        return EditState.create(latent, {"a0": v, "a1": 0.5}, locked=["a2"])
+
+    def run(kind: str, v: float):
+        if kind in ("bare", "reference"):
+            ws = engine.edited_ws(state("full_w", v))[None]
+            with torch.inference_mode():
+                return G.synthesis(ws, noise_mode="const") if kind == "bare" else reference_synthesis(R, ws)
+        engine.frames.clear()  # a new frame every time
+        return engine.render(state(kind, v), preview=(kind == "preview"))
+
+    kinds = [k for k in KINDS if k != "reference" or R is not None]
+    for kind in kinds:  # warm-up (fills the delta / style / prefix caches of this latent)
+        run(kind, 0.123)
+    for i, v in enumerate(values[:repeats]):
+        for kind in (kinds if i % 2 == 0 else kinds[::-1]):
             t0, c0 = time.perf_counter(), time.thread_time()
-            engine.render(state, preview=preview)
-            times.append(time.perf_counter() - t0)
-            cpu.append(time.thread_time() - c0)
-        out["preview_ms" if preview else "full_ms"] = times
-        out["preview_cpu" if preview else "full_cpu"] = cpu
+            run(kind, float(v))
+            out[kind].append(time.perf_counter() - t0)
+            out[kind + "_cpu"].append(time.thread_time() - c0)
     hits = []
-    state = EditState.create(latent, {"a0": 1.0})
-    engine.render(state)
+    st = EditState.create(latent, {"a0": 1.0})
+    engine.render(st)
     for _ in range(200):
         t0 = time.perf_counter()
-        engine.render(state)
+        engine.render(st)
         hits.append(time.perf_counter() - t0)
-    out["hit_ms"] = hits
+    out["hit"] = hits
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=["toon-64", "toon-128", "ffhq-256", "ffhq-1024"])
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=20, help="renders of each kind (1024 px: a quarter, >= 5)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--preview-dtype", default="auto", choices=["auto", "float32", "bfloat16"])
+    parser.add_argument("--no-keep-freed-memory", action="store_true",
+                        help="leave glibc's malloc settings alone (EngineConfig.keep_freed_memory=False)")
+    parser.add_argument("--reference", default=None, metavar="PATH",
+                        help="stylegan2-ada-pytorch checkout (default: $STYLEGAN2_REFERENCE)")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}; load average before: {os.getloadavg()[0]:.1f}")
-    print(f"torch threads {args.threads}; CPU ms = this thread's CPU time (meaningful with --threads 1, where it does "
-          "not depend on other load)\n")
-    print("| generator | size | preview size | preview p50 / p95 ms | preview CPU ms | full p50 / p95 ms | full CPU ms "
-          "| cache hit p50 ms |")
-    print("|---|---|---|---|---|---|---|---|")
+    ref_path = reference_path(args.reference)
+    engine_config = EngineConfig(preview_dtype=args.preview_dtype, keep_freed_memory=not args.no_keep_freed_memory)
+    print(f"torch {torch.__version__}; load average before: {os.getloadavg()[0]:.1f}; torch threads {args.threads}; "
+          f"keep_freed_memory {engine_config.keep_freed_memory}")
+    print("CPU ms = this thread's CPU time (meaningful with --threads 1, where it does not depend on other load); "
+          "renders are frame-cache misses; 'bare' = G.synthesis of the same codes without the engine")
+    if ref_path is None:
+        print(skip_note())
+    print()
+    print("| generator | size | preview (size, dtype) | preview p50 / p95 ms | full W p50 / p95 ms | full W+ fine p50 "
+          "/ p95 ms | bare synthesis p50 ms | engine − bare (full W) ms | reference synthesis p50 ms | preview / "
+          "full W / full fine ÷ reference | cache hit p50 ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for config in args.configs:
-        r = bench(config, args.repeats if "1024" not in config else max(5, args.repeats // 4), args.threads)
-        ms = {k: [1000 * t for t in r[k]] for k in ("preview_ms", "full_ms", "hit_ms", "preview_cpu", "full_cpu")}
-        print(f"| {config} | {r['resolution']} | {r['preview']} | "
-              f"{statistics.median(ms['preview_ms']):.1f} / {percentile(ms['preview_ms'], 95):.1f} | "
-              f"{statistics.median(ms['preview_cpu']):.1f} | "
-              f"{statistics.median(ms['full_ms']):.1f} / {percentile(ms['full_ms'], 95):.1f} | "
-              f"{statistics.median(ms['full_cpu']):.1f} | "
-              f"{statistics.median(ms['hit_ms']):.3f} |", flush=True)
+        reps = args.repeats if "1024" not in config else max(5, args.repeats // 4)
+        r = bench(config, reps, args.threads, ref_path, engine_config)
+        ms = {k: [1000 * t for t in r[k]] for k in KINDS + ("hit",) if r[k]}
+        med = {k: statistics.median(v) for k, v in ms.items()}
+        ref = med.get("reference")
+        ratios = (f"{med['preview'] / ref:.2f} / {med['full_w'] / ref:.2f} / {med['full_fine'] / ref:.2f}"
+                  if ref else "–")
+        print(f"| {config} | {r['resolution']} | {r['preview']} px, {r['preview_dtype']} | "
+              f"{med['preview']:.1f} / {percentile(ms['preview'], 95):.1f} | "
+              f"{med['full_w']:.1f} / {percentile(ms['full_w'], 95):.1f} | "
+              f"{med['full_fine']:.1f} / {percentile(ms['full_fine'], 95):.1f} | {med['bare']:.1f} | "
+              f"{statistics.median(np.subtract(ms['full_w'], ms['bare'])):.1f} | "
+              f"{f'{ref:.1f}' if ref else '–'} | {ratios} | {med['hit']:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ The generator is shared by every user and called under one lock (CPU torch alrea
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import inspect
@@ -376,6 +377,10 @@ class EngineConfig:
     #                              or "auto": bfloat16 on a CPU that has it natively; full renders stay float32
     keep_freed_memory: bool = True  # on a CPU, `keep_freed_memory()` at start-up (process-wide malloc settings)
     prefix_cache_bytes: int = 256 * 2**20  # byte bound of the cached features of blocks an edit leaves unchanged
+    render_threads: int | None = None  # torch CPU threads per render; None: one for generators up to
+    #                                    SMALL_GENERATOR_PX (their layers are too small to split, and a second
+    #                                    thread waiting on a busy core made a 64 px render 15x slower), else
+    #                                    torch's setting
 
 
 def keep_freed_memory() -> bool:
@@ -395,6 +400,23 @@ def keep_freed_memory() -> bool:
     ok = mallopt(m_mmap_threshold, 1 << 30) == 1
     ok = mallopt(m_trim_threshold, (1 << 31) - 1) == 1 and ok
     return mallopt(m_arena_max, 1) == 1 and ok
+
+
+SMALL_GENERATOR_PX = 256  # render_threads=None renders generators up to this size on one thread
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the body with `torch.set_num_threads(n)` (None: unchanged), restoring the previous setting after."""
+    old = torch.get_num_threads()
+    if n is None or n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def cpu_has_native_bf16() -> bool:
@@ -481,6 +503,9 @@ class Engine:
         self.preview_dtype = torch.bfloat16 if (bf16 and self._fast and "dtype" in params) else None
         if self.device.type == "cpu" and config.keep_freed_memory:
             keep_freed_memory()
+        self.render_threads = config.render_threads
+        if self.render_threads is None and self.device.type == "cpu" and self.resolution <= SMALL_GENERATOR_PX:
+            self.render_threads = 1
         self._model_lock = threading.Lock()
         self._bank_lock = threading.Lock()
         self.frames = ByteLRU(config.frame_cache_bytes)
@@ -537,7 +562,7 @@ class Engine:
 
     def _map(self, z: np.ndarray, psi: float) -> torch.Tensor:
         c = torch.zeros(z.shape[0], self.c_dim, device=self.device)
-        with self._model_lock, torch.inference_mode():
+        with self._model_lock, torch.inference_mode(), torch_threads(self.render_threads):
             return self.G.mapping(torch.from_numpy(z).to(self.device), c, truncation_psi=psi).cpu()
 
     # -- edits ------------------------------------------------------------------------------------------------------
@@ -699,7 +724,7 @@ class Engine:
             kwargs["styles"] = styles
         if dtype is not None:
             kwargs["dtype"] = dtype
-        with self._model_lock, torch.inference_mode():
+        with self._model_lock, torch.inference_mode(), torch_threads(self.render_threads):
             if start is not None:
                 return self.G.synthesis.run_blocks(ws.to(self.device), start=start, **kwargs)[1].cpu()
             return self.G.synthesis(ws.to(self.device), **kwargs).cpu()
@@ -722,7 +747,7 @@ class Engine:
         key = (state.latent.key, clean, str(dtype))
         cached = self._prefixes.get(key)
         if cached is None:
-            with self._model_lock, torch.inference_mode():
+            with self._model_lock, torch.inference_mode(), torch_threads(self.render_threads):
                 x, img = self.G.synthesis.run_blocks(ws.to(self.device), styles=styles, stop_resolution=clean,
                                                      noise_mode="const", dtype=dtype)
             cached = (clean, x, img)
@@ -730,7 +755,7 @@ class Engine:
         return cached
 
     def _styles_of(self, ws: torch.Tensor) -> Any:
-        with self._model_lock, torch.inference_mode():
+        with self._model_lock, torch.inference_mode(), torch_threads(self.render_threads):
             return self.G.synthesis.compute_styles(ws.to(self.device))
 
     def _edited_styles(self, state: EditState) -> Any:

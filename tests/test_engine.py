@@ -380,3 +380,11 @@ def test_batches_render_one_sample_at_a_time_on_cpu(engine):
         batched = engine.G.synthesis(ws, noise_mode="const")  # the reference path (grouped convolution)
     expected = ((batched * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)).numpy()
     assert np.abs(np.stack(frames).astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_render_threads_for_small_generators_and_restored(engine):
+    assert engine.render_threads == 1  # 32 px: one thread per render
+    before = torch.get_num_threads()
+    engine.render(EditState.create(engine.sample(21), {"age": 0.7}))
+    assert torch.get_num_threads() == before
+    assert tiny_engine(render_threads=2).render_threads == 2
