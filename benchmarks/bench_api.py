@@ -1,10 +1,19 @@
-"""HTTP API latency of the app: /edit (slider -> new image) against /noop (same inputs and outputs, no rendering),
-interleaved in one run, then N concurrent clients x M edits each.
+"""HTTP API latency of the app: /edit (slider -> new image) against /noop (same inputs and outputs, no rendering) and
+against the engine alone, then N concurrent clients x M edits.
 
-    nice -n 10 python benchmarks/bench_api.py --model random:toon-64 --calls 100 --clients 8 --edits 50
+    nice -n 10 python -m benchmarks.bench_api --model random:toon-64 --calls 100 --clients 8 --edits 50
+    python -m benchmarks.bench_api --model demo --client gradio      # through gradio_client, as before
 
-Prints markdown: p50 / p95 of /edit, /noop and the paired difference (the time the edit adds over the app's own
-request overhead), then the concurrent run's error count, p50 / p95 and the process's resident memory.
+The server (the app's `build_demo` with the benchmark's /noop endpoint) runs in this process; the clients run in a
+separate process (as remote users would: their own CPU time, no shared interpreter lock). `--client http` (default)
+speaks Gradio's documented REST protocol with httpx: POST /gradio_api/call/<api>, read the server-sent result, GET
+the returned PNG (what any HTTP client must do); `--client gradio` uses gradio_client.Client.predict (which costs
+~140 ms of client CPU per call here: that is the client library, not the server).
+
+Prints markdown: the engine's own p50 (`Engine.render` of new slider values in this process, and
+`service.api_edit`, which adds the recipe parsing), /edit and /noop p50 / p95 and their paired difference, the API's
+cost over the engine (/edit p50 - engine p50), then the concurrent run's error count, p50 / p95, throughput and the
+server process's resident memory.
 """
 
 from __future__ import annotations
@@ -13,6 +22,9 @@ import argparse
 import json
 import os
 import socket
+import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -40,6 +52,121 @@ def pct(xs, q):
     return float(np.percentile(np.asarray(xs) * 1000, q))
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Client side (a separate process)
+
+
+class HttpClient:
+    """Gradio's REST protocol over one keep-alive httpx connection."""
+
+    def __init__(self, url: str):
+        import httpx
+
+        self.http = httpx.Client(base_url=url, timeout=120)
+
+    def predict(self, api: str, *data):
+        r = self.http.post(f"gradio_api/call/{api.strip('/')}", json={"data": list(data)})
+        r.raise_for_status()
+        event_id = r.json()["event_id"]
+        event, payload = None, None
+        with self.http.stream("GET", f"gradio_api/call/{api.strip('/')}/{event_id}") as resp:
+            for line in resp.iter_lines():
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:") and event in ("complete", "error"):
+                    payload = line[5:].strip()
+                    break
+        if event != "complete":
+            raise RuntimeError(f"{api}: {event}: {payload}")
+        out = json.loads(payload)
+        if len(out) == 1 and isinstance(out[0], list):  # gr.api: a function's tuple is one output
+            out = out[0]
+        files = [o for o in out if isinstance(o, dict) and o.get("path")]
+        for f in files:  # the image, as a user's client fetches it
+            self.http.get(f"gradio_api/file={f['path']}").raise_for_status()
+        return out
+
+
+class GradioClient:
+    def __init__(self, url: str, downloads: str):
+        from gradio_client import Client
+
+        self.client = Client(url, verbose=False, download_files=downloads)
+
+    def predict(self, api: str, *data):
+        return self.client.predict(*data, api_name=api)
+
+
+def run_clients(url: str, kind: str, calls: int, clients: int, edits: int, preview: bool) -> dict:
+    downloads = tempfile.mkdtemp(prefix="bench-api-")
+    make = (lambda: HttpClient(url)) if kind == "http" else (lambda: GradioClient(url, downloads))  # noqa: E731
+    client = make()
+    out = client.predict("/sample", 0, 0.7)
+    recipe = out[1]
+    info = client.predict("/info")
+    attr = (info[0] if isinstance(info, list) else info)["attributes"][0]
+    rng = np.random.default_rng(0)
+    for _ in range(3):  # warm-up
+        for api in ("/edit", "/noop"):
+            client.predict(api, recipe, json.dumps({attr: 0.1}), "", "", "", preview)
+    edit_t, noop_t = [], []
+    for i in range(calls):
+        edits_json = json.dumps({attr: round(float(rng.uniform(-3, 3)), 4)})  # a new value: a cache miss
+        for api in (("/edit", "/noop") if i % 2 == 0 else ("/noop", "/edit")):
+            t0 = time.perf_counter()
+            client.predict(api, recipe, edits_json, "", "", "", preview)
+            (edit_t if api == "/edit" else noop_t).append(time.perf_counter() - t0)
+
+    lat, errors, lock = [], [], threading.Lock()
+
+    def worker(k: int) -> None:
+        c = make()
+        r = np.random.default_rng(100 + k)
+        for _ in range(edits):
+            edits_json = json.dumps({attr: round(float(r.uniform(-3, 3)), 4)})
+            t0 = time.perf_counter()
+            try:
+                c.predict("/edit", recipe, edits_json, "", "", "", preview)
+                with lock:
+                    lat.append(time.perf_counter() - t0)
+            except Exception as exc:  # counted and reported
+                with lock:
+                    errors.append(repr(exc))
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    return {"attr": attr, "recipe": recipe, "edit": edit_t, "noop": noop_t, "concurrent": lat, "errors": errors,
+            "wall": wall}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Server side (this process)
+
+
+def engine_latency(engine, recipe: str, attr: str, n: int, preview: bool) -> tuple[list[float], list[float]]:
+    """Engine.render and service.api_edit of new slider values (frame-cache misses), in this process."""
+    from editor import service
+    from editor.recipe import recipe_to_state
+
+    state, _ = recipe_to_state(recipe, engine)
+    rng = np.random.default_rng(1)
+    render_t, service_t = [], []
+    for _ in range(n):
+        v = round(float(rng.uniform(-3, 3)), 4)
+        t0 = time.perf_counter()
+        engine.render(state.with_sliders({attr: v}), preview=preview)
+        render_t.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        service.api_edit(engine, recipe, json.dumps({attr: v + 1e-3}), "", "", "", preview)
+        service_t.append(time.perf_counter() - t0)
+    return render_t, service_t
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="random:toon-64")
@@ -47,11 +174,16 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--edits", type=int, default=50, help="edits per concurrent client")
     parser.add_argument("--preview", action="store_true", help="ask for the preview resolution")
+    parser.add_argument("--client", choices=["http", "gradio"], default="http")
+    parser.add_argument("--client-process", default=None, help=argparse.SUPPRESS)  # internal: URL to drive
     args = parser.parse_args()
 
-    import app
-    from gradio_client import Client
+    if args.client_process:  # the client process: run, print JSON
+        print(json.dumps(run_clients(args.client_process, args.client, args.calls, args.clients, args.edits,
+                                     args.preview)))
+        return
 
+    import app
     from editor import service
 
     engine, card = service.open_engine(args.model, pca_samples=1000)
@@ -59,76 +191,37 @@ def main() -> None:
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     url = f"http://127.0.0.1:{port}/"
-    downloads = tempfile.mkdtemp(prefix="bench-api-")
-    attr = engine.bank.attributes[0]
-    rng = np.random.default_rng(0)
     try:
-        client = Client(url, verbose=False, download_files=downloads)
-        _, recipe = client.predict(0, 0.7, api_name="/sample")
-        for _ in range(3):  # warm-up
-            client.predict(recipe, json.dumps({attr: 0.1}), "", "", "", args.preview, api_name="/edit")
-            client.predict(recipe, json.dumps({attr: 0.1}), "", "", "", args.preview, api_name="/noop")
-        edit_t, noop_t = [], []
-        for i in range(args.calls):
-            edits = json.dumps({attr: round(float(rng.uniform(-3, 3)), 4)})  # a new value: a cache miss
-            order = ("/edit", "/noop") if i % 2 == 0 else ("/noop", "/edit")
-            for name in order:
-                t0 = time.perf_counter()
-                client.predict(recipe, edits, "", "", "", args.preview, api_name=name)
-                (edit_t if name == "/edit" else noop_t).append(time.perf_counter() - t0)
-        diff = [e - n for e, n in zip(edit_t, noop_t)]
-        print(f"model {card.source}, {engine.resolution} px, preview={args.preview}, {args.calls} interleaved pairs\n")
-        print("| endpoint | p50 ms | p95 ms |\n|---|---|---|")
-        print(f"| /edit | {pct(edit_t, 50):.1f} | {pct(edit_t, 95):.1f} |")
-        print(f"| /noop | {pct(noop_t, 50):.1f} | {pct(noop_t, 95):.1f} |")
-        print(f"| /edit − /noop (paired) | {pct(diff, 50):.1f} | {pct(diff, 95):.1f} |\n", flush=True)
-
-        # Process CPU time per call (client and server share this process; the client's share is the same for both
-        # endpoints, so the difference is the CPU an edit adds, independent of other load on the machine).
-        cpu = {"/edit": [], "/noop": []}
-        for block in range(6):
-            name = ("/noop", "/edit")[block % 2]
-            c0 = time.process_time()
-            for _ in range(10):
-                edits = json.dumps({attr: round(float(rng.uniform(-3, 3)), 4)})
-                client.predict(recipe, edits, "", "", "", args.preview, api_name=name)
-            cpu[name].append((time.process_time() - c0) / 10)
-        e_cpu, n_cpu = 1000 * float(np.median(cpu["/edit"])), 1000 * float(np.median(cpu["/noop"]))
-        print(f"process CPU per call: /edit {e_cpu:.1f} ms, /noop {n_cpu:.1f} ms, added by the edit "
-              f"{e_cpu - n_cpu:.1f} ms\n", flush=True)
-
         rss0 = rss_mb()
-        lat, errors, lock = [], [], threading.Lock()
-
-        def worker(k: int) -> None:
-            c = Client(url, verbose=False, download_files=downloads)
-            r = np.random.default_rng(100 + k)
-            for _ in range(args.edits):
-                edits = json.dumps({attr: round(float(r.uniform(-3, 3)), 4)})
-                t0 = time.perf_counter()
-                try:
-                    c.predict(recipe, edits, "", "", "", args.preview, api_name="/edit")
-                    with lock:
-                        lat.append(time.perf_counter() - t0)
-                except Exception as exc:  # counted and reported
-                    with lock:
-                        errors.append(repr(exc))
-
-        t0 = time.perf_counter()
-        threads = [threading.Thread(target=worker, args=(k,)) for k in range(args.clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
-        print(f"{args.clients} concurrent clients x {args.edits} edits: {len(errors)} errors, "
-              f"p50 {pct(lat, 50):.0f} ms, p95 {pct(lat, 95):.0f} ms, {len(lat) / wall:.1f} edits/s; "
-              f"RSS {rss0:.0f} -> {rss_mb():.0f} MB, frame cache {engine.frames.nbytes / 2**20:.1f} MB "
-              f"({len(engine.frames)} frames, bound {engine.config.frame_cache_bytes / 2**20:.0f} MB)")
-        if errors:
-            print("first error:", errors[0])
+        cmd = [sys.executable, "-m", "benchmarks.bench_api", "--client-process", url, "--client", args.client,
+               "--calls", str(args.calls), "--clients", str(args.clients), "--edits", str(args.edits)]
+        proc = subprocess.run(cmd + (["--preview"] if args.preview else []), capture_output=True, text=True,
+                              check=False, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        if proc.returncode != 0:
+            raise SystemExit(f"client process failed:\n{proc.stderr[-3000:]}")
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        rss1 = rss_mb()
+        render_t, service_t = engine_latency(engine, r["recipe"], r["attr"], max(20, args.calls // 2), args.preview)
     finally:
         demo.close()
+    diff = [e - n for e, n in zip(r["edit"], r["noop"])]
+    eng = statistics.median(render_t)
+    print(f"model {card.source}, {engine.resolution} px, preview={args.preview}, client {args.client} (separate "
+          f"process), {args.calls} interleaved pairs; engine render threads {engine.render_threads}\n")
+    print("| what | p50 ms | p95 ms |\n|---|---|---|")
+    print(f"| Engine.render (in process, new slider values) | {pct(render_t, 50):.1f} | {pct(render_t, 95):.1f} |")
+    print(f"| service.api_edit (render + recipe in/out) | {pct(service_t, 50):.1f} | {pct(service_t, 95):.1f} |")
+    print(f"| /edit | {pct(r['edit'], 50):.1f} | {pct(r['edit'], 95):.1f} |")
+    print(f"| /noop | {pct(r['noop'], 50):.1f} | {pct(r['noop'], 95):.1f} |")
+    print(f"| /edit − /noop (paired) | {pct(diff, 50):.1f} | {pct(diff, 95):.1f} |")
+    print(f"| **API over the engine** (/edit p50 − render p50) | **{pct(r['edit'], 50) - 1000 * eng:.1f}** | |\n")
+    lat = r["concurrent"]
+    print(f"{args.clients} concurrent clients x {args.edits} edits: {len(r['errors'])} errors, "
+          f"p50 {pct(lat, 50):.0f} ms, p95 {pct(lat, 95):.0f} ms, {len(lat) / r['wall']:.1f} edits/s; server RSS "
+          f"{rss0:.0f} -> {rss1:.0f} MB, frame cache {engine.frames.nbytes / 2**20:.1f} MB ({len(engine.frames)} "
+          f"frames, bound {engine.config.frame_cache_bytes / 2**20:.0f} MB)")
+    if r["errors"]:
+        print("first error:", r["errors"][0])
 
 
 if __name__ == "__main__":
