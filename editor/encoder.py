@@ -168,9 +168,14 @@ def save_encoder(encoder: Encoder, path: str | os.PathLike, generator_id: str, f
             "facts": facts or {}}
     state = {k: (v.half() if half and v.is_floating_point() and k != "w_avg" else v).detach().cpu().contiguous()
              for k, v in encoder.state_dict().items()}
-    tmp = path.with_name(path.name + ".part")
-    save_file(state, str(tmp), metadata={"encoder": json.dumps(meta)})
-    os.replace(tmp, path)
+    from editor.checkpoints.native import atomic_target, publish
+
+    tmp = atomic_target(path)
+    try:
+        save_file(state, str(tmp), metadata={"encoder": json.dumps(meta)})
+        publish(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -196,3 +196,14 @@ def test_project_command_starts_from_the_bundled_encoder(G, tmp_path):
     assert main([*args, "--encoder", "none", "--out", str(tmp_path / "b")]) == 0
     assert json.loads((tmp_path / "b" / "projection.json").read_text())["preset"] == "default"
     assert main([*args, "--encoder", "none", "--preset", "refine", "--out", str(tmp_path / "c")]) == 1
+
+
+def test_a_new_run_can_start_from_an_exported_encoder(G, tmp_path):
+    cfg = EncoderTrainConfig(batch=8, pool=16, refresh=2, image_batch=1, bf16=False)
+    gid = model_id(G)
+    first = load_encoder(run_train_encoder(G, tmp_path / "a", cfg, generator_id=gid, kimg=0.016, log=lambda m: None),
+                         G)
+    exported = save_encoder(first, tmp_path / "exported.safetensors", gid, first.meta["facts"], half=True)
+    start = load_encoder(exported, G)
+    run_train_encoder(G, tmp_path / "b", cfg, generator_id=gid, init=start, kimg=0.024, log=lambda m: None)
+    assert load_encoder(tmp_path / "b" / "encoder.safetensors", G).meta["facts"]["images_seen"] == 24

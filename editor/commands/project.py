@@ -12,7 +12,7 @@ HELP = "Find the face in a photo, align it the FFHQ way and project it into W / 
 EXAMPLES = """  python -m editor project photo.jpg --model ffhq-1024 --out out/me
   python -m editor project --image photo.jpg --model demo --space w+ --steps 200 --out out/toon
   python -m editor project crop.png --no-align --model random:small --out /tmp/p --preset baseline
-  python -m editor project assets/toon-photos/toon-photo-1.png --model demo --out out/toon   # encoder + 20 steps
+  python -m editor project assets/toon-photos/toon-photo-1.png --model demo --out out/toon   # encoder + 12 steps
 
 writes into --out: aligned.png (the FFHQ-aligned crop), reconstruction.png (the generator's image of the latent),
 pasted.png (the reconstruction pasted back into the photo), latent.npz (ws [num_ws, w_dim] float32, readable by
@@ -25,7 +25,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", default="demo", metavar="SOURCE", help="generator source (default demo)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--preset", choices=("refine", "default", "baseline"), default=None,
-                        help="schedule: refine (20 W+ steps from the encoder's latent; the default when the model "
+                        help="schedule: refine (12 W+ steps from the encoder's latent; the default when the model "
                              "has an encoder), default (100 steps from the best of 128 samples) or baseline (the "
                              "reference's 1000 steps)")
     parser.add_argument("--encoder", default="auto", metavar="auto|none|FILE",

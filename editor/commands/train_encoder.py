@@ -9,6 +9,7 @@ HELP = "Train an image -> W+ encoder for a generator from the generator's own sa
 EXAMPLES = """  nice -n 10 python -m editor train-encoder --model demo --out runs/encoder-demo --minutes 60
   nice -n 10 python -m editor train-encoder --model demo --out runs/encoder-demo --resume --minutes 60
   python -m editor train-encoder --model demo --out runs/encoder-demo --export checkpoints/demo/encoder.safetensors
+  python -m editor train-encoder --model demo --out runs/enc2 --init checkpoints/demo/encoder.safetensors --minutes 60
   python -m editor train-encoder --model ffhq-1024 --out runs/encoder-ffhq --device cuda --kimg 2000
 
 The app uses <checkpoint dir>/encoder.safetensors when it was trained for that generator's exact weights (the file
@@ -37,6 +38,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--eval-minutes", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--device", default="auto", help="cpu | cuda | auto (default auto)")
+    parser.add_argument("--init", metavar="FILE", default=None,
+                        help="start a new run from an exported encoder (e.g. the bundled one; Adam starts fresh)")
     parser.add_argument("--export", metavar="FILE", default=None,
                         help="write the run's encoder as a float16 file (e.g. <checkpoint dir>/encoder.safetensors)")
 
@@ -84,7 +87,10 @@ def run(args) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, handler)
-    path = run_train_encoder(G, args.out, cfg, generator_id=gid, world=world, resume=args.resume, minutes=args.minutes,
+    init = load_encoder(args.init, G) if args.init else None
+    if init is not None and args.resume:
+        raise CommandError("--init starts a new run; --resume continues one: give one of them")
+    path = run_train_encoder(G, args.out, cfg, generator_id=gid, world=world, resume=args.resume, init=init, minutes=args.minutes,
                              kimg=args.kimg, snap_minutes=args.snap_minutes, eval_minutes=args.eval_minutes,
                              device=device, log=lambda m: print(m, flush=True), stop=lambda: stopping["flag"])
     print(path)

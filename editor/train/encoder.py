@@ -219,12 +219,13 @@ def evaluate_encoder(G, encoder: Encoder, n: int = 64, w_var: float | None = Non
 
 
 def run_train_encoder(G, out: str | Path, cfg: EncoderTrainConfig, *, generator_id: str, world=None,
-                      resume: bool = False,
+                      resume: bool = False, init: Encoder | None = None,
                       minutes: float | None = None, kimg: float | None = None, snap_minutes: float = 10.0,
                       eval_minutes: float = 10.0, device="cpu", log: Callable[[str], None] = print,
                       stop: Callable[[], bool] = lambda: False) -> Path:
     """Train (or resume) in ``out`` until ``minutes`` of this process or ``kimg`` thousand images; snapshot every
-    ``snap_minutes`` and at the end. Returns the path of the float32 encoder file."""
+    ``snap_minutes`` and at the end. ``init``: a new run starts from this encoder's weights (its config wins).
+    Returns the path of the float32 encoder file."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     trainer = None
@@ -239,7 +240,10 @@ def run_train_encoder(G, out: str | Path, cfg: EncoderTrainConfig, *, generator_
         trainer.load_state(torch.load(out / STATE_FILE, weights_only=False))
         log(f"resumed at {trainer.images_seen} images ({trainer.seconds / 60:.1f} min of training)")
     else:
-        trainer = EncoderTrainer(G, cfg, device, world=world)
+        trainer = EncoderTrainer(G, cfg, device, encoder_config=init.config if init is not None else None, world=world)
+        if init is not None:
+            trainer.encoder.load_state_dict(init.state_dict())
+            trainer.images_seen = int((getattr(init, "meta", {}).get("facts") or {}).get("images_seen", 0))
         (out / CONFIG_FILE).write_text(json.dumps({"generator_model_id": generator_id, "train": asdict(cfg),
                                                    "encoder": asdict(trainer.encoder_config)}, indent=2) + "\n")
 
