@@ -49,7 +49,7 @@ def bench(config: str, repeats: int, threads: int, ref_path, engine_config: Engi
     latent = engine.sample(0)
     fine = layer_preset("fine", engine.num_ws)
     values = rng.uniform(-3, 3, size=repeats + 2)
-    out = {"config": config, "resolution": engine.resolution, "preview": engine.preview_resolution,
+    out = {"config": config, "resolution": engine.resolution, "preview_px": engine.preview_resolution,
            "preview_dtype": str(engine.preview_dtype or torch.float32).replace("torch.", ""),
            **{k: [] for k in KINDS}, **{k + "_cpu": [] for k in KINDS}}
 
@@ -118,7 +118,7 @@ def main() -> None:
         ref = med.get("reference")
         ratios = (f"{med['preview'] / ref:.2f} / {med['full_w'] / ref:.2f} / {med['full_fine'] / ref:.2f}"
                   if ref else "–")
-        print(f"| {config} | {r['resolution']} | {r['preview']} px, {r['preview_dtype']} | "
+        print(f"| {config} | {r['resolution']} | {r['preview_px']} px, {r['preview_dtype']} | "
               f"{med['preview']:.1f} / {percentile(ms['preview'], 95):.1f} | "
               f"{med['full_w']:.1f} / {percentile(ms['full_w'], 95):.1f} | "
               f"{med['full_fine']:.1f} / {percentile(ms['full_fine'], 95):.1f} | {med['bare']:.1f} | "

@@ -84,6 +84,14 @@ CONFIGS: dict[str, NetworkConfig] = {
 FAST_LAYOUT_MIN_RES = 64
 
 
+def _version(t: torch.Tensor) -> int:
+    """A tensor's in-place version counter (inference-mode tensors have none: -1)."""
+    try:
+        return t._version
+    except RuntimeError:
+        return -1
+
+
 class _DerivedCache:
     """Tensors derived from a module's parameters (scaled bias, channels-last weight, kernel energies, ...) for the
     inference fast path, rebuilt when any source tensor changes (storage or in-place version, e.g. after
@@ -93,7 +101,7 @@ class _DerivedCache:
         self._items: dict = {}
 
     def get(self, name, sources: tuple, build):
-        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in sources)
+        key = tuple((t.data_ptr(), _version(t), t.dtype, t.device) for t in sources)
         hit = self._items.get(name)
         if hit is not None and hit[0] == key:
             return hit[1]
