@@ -131,16 +131,22 @@ class LatentWorld:
         """Renders of T(z): uint8 [N, size, size, 3] (portrait framing)."""
         return np.stack([render(p, size, supersample=supersample).image for p in self.params(z)])
 
-    def aligned_photos(self, z, size: int, photo_size: int = 256) -> np.ndarray:
+    def aligned_photos(self, z, size: int, photo_size: int = 256, jitter: float = 0.0,
+                       rng: np.random.Generator | None = None) -> np.ndarray:
         """T(z) rendered as photos (a room, the head placed and turned; ``photo_size`` px) and aligned from the
         render's own landmarks as the app aligns a photo: uint8 [N, size, size, 3]. What a user uploads, with a
-        known latent."""
+        known latent. ``jitter``: Gaussian noise on every landmark coordinate, in units of the eye distance (a face
+        finder's error: the toon finder is off by 2-8 % of the crop side, about 0.1-0.35 eye distances)."""
         from editor.align import align_face
 
+        rng = rng if rng is not None else np.random.default_rng(0)
         out = []
         for p in self.params(z):
             r = render(p, photo_size, "photo")
-            out.append(align_face(r.image, r.landmarks, size).image)
+            lm = r.landmarks.astype(np.float64)
+            if jitter > 0:
+                lm = lm + rng.normal(0.0, jitter * float(np.linalg.norm(lm[1] - lm[0])), lm.shape)
+            out.append(align_face(r.image, lm, size).image)
         return np.stack(out)
 
 

@@ -28,6 +28,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--image-batch", type=int, default=4, help="samples per batch that get the image loss")
     parser.add_argument("--pool", type=int, default=2048, help="samples kept for training (default 2048)")
     parser.add_argument("--refresh", type=int, default=4, help="pool samples replaced each step (default 4)")
+    parser.add_argument("--align-jitter", type=float, default=0.15,
+                        help="landmark noise of the toon photos' alignment, in eye distances (default 0.15: the "
+                             "face finder's error)")
     parser.add_argument("--photo-share", type=float, default=None,
                         help="share of new samples that are aligned toon-world photos (default 0.5 for a model "
                              "distilled from the toon world, else 0)")
@@ -78,7 +81,7 @@ def run(args) -> int:
     cfg = EncoderTrainConfig(batch=args.batch, lr=args.lr, image_weight=args.image_weight,
                              delta_weight=args.delta_weight, resolution=args.resolution, bf16=not args.fp32,
                              image_batch=args.image_batch, pool=args.pool, refresh=args.refresh,
-                             photo_share=photo_share)
+                             photo_share=photo_share, align_jitter=args.align_jitter)
     stopping = {"flag": False}
 
     def handler(signum, frame):

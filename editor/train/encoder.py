@@ -55,6 +55,7 @@ class EncoderTrainConfig:
     pool: int = 2048  # samples kept for training
     refresh: int = 4  # pool samples replaced by new ones each step
     photo_share: float = 0.0  # share of new samples that are aligned photos of the toon world (distilled models)
+    align_jitter: float = 0.0  # landmark noise of those photos' alignment, in eye distances (a face finder's error)
     image_batch: int = 4  # samples of each batch that also get the image loss (it costs a generator backward)
     resolution: int = 128  # encoder input side
     bf16: bool = True  # bfloat16 autocast for the generator and the encoder (CPU and CUDA)
@@ -129,7 +130,9 @@ class EncoderTrainer:
                 images[gen_rows] = img.cpu().clamp(-1, 1)
             photo_rows = photo.nonzero().flatten()
             if len(photo_rows):
-                u8 = self.world.aligned_photos(z[photo_rows].double().numpy(), r)  # [k, r, r, 3]
+                seed = int(torch.randint(0, 2**31 - 1, [1], generator=gen))
+                u8 = self.world.aligned_photos(z[photo_rows].double().numpy(), r, jitter=self.cfg.align_jitter,
+                                               rng=np.random.default_rng(seed))  # [k, r, r, 3]
                 images[photo_rows] = torch.from_numpy(u8).permute(0, 3, 1, 2).float() / 127.5 - 1
         return ws, images.to(self.device)
 
