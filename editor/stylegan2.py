@@ -10,7 +10,10 @@ with outputs of the reference implementation). No custom CUDA extension is neede
 
 Differences from the reference, all opt-in or numerically neutral: noise defaults to 'const' (deterministic);
 fp16 blocks are used only on CUDA; `synthesis(..., stop_resolution=R)` returns the skip-architecture image
-accumulated up to resolution R (a cheap preview); styles can be computed once and passed back in (`compute_styles`).
+accumulated up to resolution R (a cheap preview); styles can be computed once and passed back in (`compute_styles`);
+`synthesis.run_blocks` stops after / resumes from a block; one sample on a CPU with autograd off takes an inference
+fast path (`SynthesisNetwork.fast_path_applies`: same images up to float rounding, 2-3x faster there), optionally in
+bfloat16 (`dtype=`, approximate previews).
 """
 
 from __future__ import annotations
@@ -568,6 +571,8 @@ class SynthesisNetwork(nn.Module):
             raise ValueError(f"stop_resolution must be one of {self.block_resolutions}, got {stop_resolution}")
         if start is not None and start[0] not in self.block_resolutions:
             raise ValueError(f"start must name a block resolution of {self.block_resolutions}, got {start[0]}")
+        if start is not None and stop_resolution is not None and stop_resolution <= start[0]:
+            raise ValueError(f"stop_resolution {stop_resolution} must come after the start block {start[0]}")
         fast = self.fast_path_applies(batch, device, noise_mode, fused_modconv, channels_last)
         if dtype not in (None, torch.float32) and not (fast and dtype == torch.bfloat16):
             raise ValueError(f"dtype {dtype} needs bfloat16 and the CPU inference fast path (fast_path_applies)")

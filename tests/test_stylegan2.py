@@ -209,6 +209,8 @@ def test_run_blocks_resumes_where_it_stopped():
         assert torch.equal(resumed, full)
     with pytest.raises(ValueError, match="start must name"):
         G.synthesis.run_blocks(ws, start=(5, x, img))
+    with pytest.raises(ValueError, match="must come after"):
+        G.synthesis.run_blocks(ws, start=(32, x, img), stop_resolution=16)
 
 
 @torch.no_grad()
