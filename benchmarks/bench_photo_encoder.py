@@ -162,7 +162,7 @@ def main(argv=None) -> int:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     if args.examples:
         examples(engine, photos, latents, args.examples)
-        pasted_examples(engine, methods["encoder+refine"], args.examples.rsplit(".", 1)[0] + "_pasted.jpg")
+        pasted_examples(engine, methods["encoder+refine"], args.examples.rsplit(".", 1)[0] + "_pasted.png")
     return 0
 
 
