@@ -78,7 +78,6 @@ def main(argv=None) -> int:
     methods = {"encoder": PhotoProjector(G, args.model, refine=None),
                "encoder+refine": PhotoProjector(G, args.model),
                "projection": PhotoProjector(G, args.model, encoder=None, config=DEFAULT)}
-    methods["encoder"].refine = None  # the encoder alone
     if methods["encoder+refine"].encoder is None:
         raise SystemExit(f"{args.model} has no encoder trained for its weights (train-encoder --export ...)")
     stats = w_statistics(G, DEFAULT.w_avg_samples, seed=DEFAULT.seed + 7)  # once, at app start-up: not per photo

@@ -538,17 +538,17 @@ class PhotoProjector:
     ``config`` (default ``DEFAULT``: a 100-step projection) does all the work.
     ``landmarker``: a face finder, or None to pick one from the generator's model card (``align.landmarker_for``).
     Raises ``align.AlignError`` (a ValueError with a user-facing message) when the photo has no usable face.
-    The mean w and its spread are computed once, on the first call.
+    The mean w and its spread are computed once, by ``warm_up`` or on the first call.
     """
 
     def __init__(self, G, source=None, device="cpu", config: ProjectionConfig = DEFAULT, landmarker=None,
-                 encoder="auto", refine: ProjectionConfig | None = None):
+                 encoder="auto", refine: ProjectionConfig | None = REFINE):
         from editor import align
 
         self.G = G
         self.device = device
         self.config = config
-        self.refine = REFINE if refine is None and encoder is not None else refine
+        self.refine = refine
         self.source = source
         self.landmarker = landmarker if landmarker is not None else align.landmarker_for(source, G, device=device)
         self.landmarker_name = align.landmarker_name_for(source, G) if landmarker is None else None
