@@ -66,10 +66,10 @@ def main(argv=None) -> int:
     from editor.align import NoFaceError, align_face
     from editor.attributes import load_attribute_model
     from editor.checkpoints import resolve_source
-    from editor.toonlatent import LatentWorld
     from editor.engine import EditState
     from editor.projection import DEFAULT, PhotoProjector, lpips_model, psnr, w_statistics
     from editor.service import open_engine
+    from editor.toonlatent import LatentWorld
 
     engine, card = open_engine(args.model, device="cpu")
     G = engine.G
@@ -83,6 +83,7 @@ def main(argv=None) -> int:
     stats = w_statistics(G, DEFAULT.w_avg_samples, seed=DEFAULT.seed + 7)  # once, at app start-up: not per photo
     for m in methods.values():
         m._w_stats = stats
+    w_var = stats[1] ** 2 / G.w_dim  # mean per-dimension variance of W: the unit of the latent errors
 
     photos = [toonfaces.render(PHOTO_SEED + i, 256, "photo") for i in range(args.photos)]
     gen_ws, gen_img = [], []
@@ -100,8 +101,6 @@ def main(argv=None) -> int:
                 z = np.random.RandomState(WORLD_SEED + i).randn(1, G.z_dim)
                 world_img.append(world.aligned_photos(z, G.img_resolution)[0])
                 world_ws.append(G.mapping(torch.from_numpy(z.astype(np.float32)), None))
-        zz = torch.from_numpy(np.random.RandomState(7).randn(5000, G.z_dim).astype(np.float32))
-        w_var = float(G.mapping(zz, None)[:, 0].var(0).mean())
 
     results: dict = {"model": args.model, "model_id": engine.model_id, "machine": "2-core CPU (AVX-512), "
                      f"{args.threads} torch thread(s), shared", "date": time.strftime("%Y-%m-%d"), "methods": {}}

@@ -1,4 +1,4 @@
-"""Small parsers shared by the sub-commands."""
+"""Small parsers and options shared by the sub-commands."""
 
 from __future__ import annotations
 
@@ -35,3 +35,30 @@ def resolve_device(name: str = "auto") -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def add_run_length_arguments(parser, eval_minutes: float) -> None:
+    """The options every resumable trainer takes: precision, how long to run, snapshot / eval cadence, threads."""
+    parser.add_argument("--fp32", action="store_true", help="no bfloat16 autocast")
+    parser.add_argument("--minutes", type=float, default=None, help="stop after this many minutes of this process")
+    parser.add_argument("--kimg", type=float, default=None, help="stop when this many thousand images were seen")
+    parser.add_argument("--snap-minutes", type=float, default=10.0)
+    parser.add_argument("--eval-minutes", type=float, default=eval_minutes)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+
+
+def stop_on_signals():
+    """Make SIGINT / SIGTERM request a stop instead of killing the process; returns `stop() -> bool` for a trainer
+    that finishes its step and snapshots when asked."""
+    import signal
+
+    requested: list[int] = []
+
+    def handler(signum, frame):
+        if not requested:
+            print("stopping after this step (a snapshot follows)", flush=True)
+        requested.append(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+    return lambda: bool(requested)

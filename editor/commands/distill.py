@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import signal
 from dataclasses import replace
+
+from editor.commands._util import add_run_length_arguments, stop_on_signals
 
 NAME = "distill"
 HELP = "Train a generator to draw render(T(z)) by regression (the demo model's route on a CPU); resumable."
@@ -34,12 +35,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="training latents' seed")
     parser.add_argument("--world-seed", type=int, default=0, help="seed of T's fixed mixing")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (slower steps, no warm-up)")
-    parser.add_argument("--fp32", action="store_true", help="no bfloat16 autocast")
-    parser.add_argument("--minutes", type=float, default=None, help="stop after this many minutes of this process")
-    parser.add_argument("--kimg", type=float, default=None, help="stop when this many thousand images were seen")
-    parser.add_argument("--snap-minutes", type=float, default=10.0)
-    parser.add_argument("--eval-minutes", type=float, default=15.0)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    add_run_length_arguments(parser, eval_minutes=15.0)
     parser.add_argument("--export", metavar="DIR", default=None, help="write the run's portable float16 state to DIR")
     parser.add_argument("--import", dest="import_", metavar="DIR", default=None,
                         help="make --out a resumable run from a portable state in DIR")
@@ -70,9 +66,7 @@ def run(args) -> int:
                             bf16=not args.fp32)
         if args.feature_weight is not None:
             cfg = replace(cfg, feature_weight=args.feature_weight)
-    stopping = []
-    for sig in (signal.SIGTERM, signal.SIGINT):  # finish the step, then snapshot
-        signal.signal(sig, lambda *_: stopping.append(1))
+    should_stop = stop_on_signals()  # finish the step, then snapshot
 
     def show(info: dict) -> None:
         if info["event"] == "pretrain":
@@ -87,6 +81,6 @@ def run(args) -> int:
 
     summary = run_distill(cfg, args.out, resume=args.resume, minutes=args.minutes, kimg=args.kimg,
                           snapshot_minutes=args.snap_minutes, eval_minutes=args.eval_minutes, progress=show,
-                          should_stop=lambda: bool(stopping))
+                          should_stop=should_stop)
     print(f"done: {summary['kimg']:.1f} kimg, l1 {summary['l1']:.4f}, judge agreement {summary['judge_acc_mean']:.3f}")
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import signal
+from editor.commands._util import add_run_length_arguments, resolve_device, stop_on_signals
 
 NAME = "train-encoder"
 HELP = "Train an image -> W+ encoder for a generator from the generator's own samples (resumable, CPU or GPU)."
@@ -34,12 +34,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--photo-share", type=float, default=None,
                         help="share of new samples that are aligned toon-world photos (default 0.5 for a model "
                              "distilled from the toon world, else 0)")
-    parser.add_argument("--fp32", action="store_true", help="no bfloat16 autocast")
-    parser.add_argument("--minutes", type=float, default=None, help="stop after this many minutes of this process")
-    parser.add_argument("--kimg", type=float, default=None, help="stop when this many thousand images were seen")
-    parser.add_argument("--snap-minutes", type=float, default=10.0)
-    parser.add_argument("--eval-minutes", type=float, default=10.0)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    add_run_length_arguments(parser, eval_minutes=10.0)
     parser.add_argument("--device", default="auto", help="cpu | cuda | auto (default auto)")
     parser.add_argument("--init", metavar="FILE", default=None,
                         help="start a new run from an exported encoder (e.g. the bundled one; Adam starts fresh)")
@@ -52,7 +47,6 @@ def run(args) -> int:
 
     from editor.checkpoints import load_generator, model_id, resolve_source
     from editor.commands import CommandError
-    from editor.commands._util import resolve_device
     from editor.encoder import load_encoder, save_encoder
     from editor.toonlatent import LatentWorld
     from editor.train.encoder import EncoderTrainConfig, run_train_encoder
@@ -82,19 +76,12 @@ def run(args) -> int:
                              delta_weight=args.delta_weight, resolution=args.resolution, bf16=not args.fp32,
                              image_batch=args.image_batch, pool=args.pool, refresh=args.refresh,
                              photo_share=photo_share, align_jitter=args.align_jitter)
-    stopping = {"flag": False}
-
-    def handler(signum, frame):
-        stopping["flag"] = True
-        print("stopping after this step (snapshot follows)", flush=True)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, handler)
+    stop = stop_on_signals()  # finish the step, then snapshot
     init = load_encoder(args.init, G) if args.init else None
     if init is not None and args.resume:
         raise CommandError("--init starts a new run; --resume continues one: give one of them")
     path = run_train_encoder(G, args.out, cfg, generator_id=gid, world=world, resume=args.resume, init=init, minutes=args.minutes,
                              kimg=args.kimg, snap_minutes=args.snap_minutes, eval_minutes=args.eval_minutes,
-                             device=device, log=lambda m: print(m, flush=True), stop=lambda: stopping["flag"])
+                             device=device, log=lambda m: print(m, flush=True), stop=stop)
     print(path)
     return 0

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from editor.encoder import Encoder, EncoderConfig, save_encoder
+from editor.projection import w_statistics
 from editor.train.loop import save_atomic
 
 __all__ = ["EncoderTrainConfig", "EncoderTrainer", "run_train_encoder", "evaluate_encoder"]
@@ -62,13 +63,10 @@ class EncoderTrainConfig:
     seed: int = 0
 
 
-def _w_statistics(G, n: int = 10_000, seed: int = 1) -> tuple[torch.Tensor, float]:
-    """Mean w [w_dim] and the mean per-dimension variance of w over n mapped samples."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        z = torch.randn([n, G.z_dim], generator=gen)
-        w = G.mapping(z.to(G.mapping.w_avg.device), None)[:, 0].float().cpu()  # [n, w_dim]
-    return w.mean(0), float(w.var(0).mean())
+def _w_statistics(G) -> tuple[torch.Tensor, float]:
+    """Mean w [w_dim] and the mean per-dimension variance of W (``projection.w_statistics`` on 10,000 samples)."""
+    mean, sigma = w_statistics(G, 10_000, seed=1, device=G.mapping.w_avg.device)
+    return mean[0].cpu(), sigma ** 2 / G.w_dim
 
 
 def _multiscale_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
