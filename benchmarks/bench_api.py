@@ -12,8 +12,10 @@ the returned PNG (what any HTTP client must do); `--client gradio` uses gradio_c
 
 Prints markdown: the engine's own p50 (`Engine.render` of new slider values in this process, and
 `service.api_edit`, which adds the recipe parsing), /edit and /noop p50 / p95 and their paired difference, the API's
-cost over the engine (/edit p50 - engine p50), then the concurrent run's error count, p50 / p95, throughput and the
-server process's resident memory.
+cost over the engine (/edit p50 - engine p50), then the concurrent run's error count, p50 / p95, the server
+process's resident memory, and per round (`--rounds N` repeats the clients x edits run; the median row is the one to
+quote): p50 / p95, throughput, and the CPU time per edit of the server process (sampled every 20 ms) and of the
+clients' process. `--concurrency` sets the app's default concurrency limit (app.py's option).
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ class GradioClient:
         return self.client.predict(*data, api_name=api)
 
 
-def run_clients(url: str, kind: str, calls: int, clients: int, edits: int, preview: bool) -> dict:
+def run_clients(url: str, kind: str, calls: int, clients: int, edits: int, preview: bool, rounds: int = 1) -> dict:
     downloads = tempfile.mkdtemp(prefix="bench-api-")
     make = (lambda: HttpClient(url)) if kind == "http" else (lambda: GradioClient(url, downloads))  # noqa: E731
     client = make()
@@ -119,29 +121,56 @@ def run_clients(url: str, kind: str, calls: int, clients: int, edits: int, previ
 
     lat, errors, lock = [], [], threading.Lock()
 
-    def worker(k: int) -> None:
+    def worker(k: int, seed: int) -> None:
         c = make()
-        r = np.random.default_rng(100 + k)
+        r = np.random.default_rng(seed)
         for _ in range(edits):
             edits_json = json.dumps({attr: round(float(r.uniform(-3, 3)), 4)})
             t0 = time.perf_counter()
             try:
                 c.predict("/edit", recipe, edits_json, "", "", "", preview)
                 with lock:
-                    lat.append(time.perf_counter() - t0)
+                    lat[-1].append(time.perf_counter() - t0)
             except Exception as exc:  # counted and reported
                 with lock:
                     errors.append(repr(exc))
 
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
+    spans = []  # per round: (start, end) on the shared wall clock (time.time), client CPU seconds
+    for rnd in range(rounds):
+        lat.append([])
+        t0, c0 = time.time(), time.process_time()
+        threads = [threading.Thread(target=worker, args=(k, 100 + k + 1000 * rnd)) for k in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        spans.append((t0, time.time(), time.process_time() - c0))
     return {"attr": attr, "recipe": recipe, "edit": edit_t, "noop": noop_t, "concurrent": lat, "errors": errors,
-            "wall": wall}
+            "spans": spans}
+
+
+class CpuSampler:
+    """The server process's CPU time, sampled every 20 ms in a thread (to attribute it to the clients' rounds)."""
+
+    def __init__(self):
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            t = os.times()
+            self.samples.append((time.time(), t.user + t.system))
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def cpu_between(self, t0: float, t1: float) -> float:
+        ts, cs = zip(*self.samples)
+        return float(np.interp(t1, ts, cs) - np.interp(t0, ts, cs))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -175,31 +204,37 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=50, help="edits per concurrent client")
     parser.add_argument("--preview", action="store_true", help="ask for the preview resolution")
     parser.add_argument("--client", choices=["http", "gradio"], default="http")
+    parser.add_argument("--rounds", type=int, default=1, help="concurrent rounds (clients x edits each)")
+    parser.add_argument("--concurrency", type=int, default=4, help="the app's default concurrency limit (app.py "
+                        "--concurrency, default 4)")
     parser.add_argument("--client-process", default=None, help=argparse.SUPPRESS)  # internal: URL to drive
     args = parser.parse_args()
 
     if args.client_process:  # the client process: run, print JSON
         print(json.dumps(run_clients(args.client_process, args.client, args.calls, args.clients, args.edits,
-                                     args.preview)))
+                                     args.preview, args.rounds)))
         return
 
     import app
     from editor import service
 
     engine, card = service.open_engine(args.model, pca_samples=1000)
-    demo = app.build_demo(engine, card, bench_endpoints=True)  # /noop: the baseline
+    demo = app.build_demo(engine, card, concurrency=args.concurrency, bench_endpoints=True)  # /noop: the baseline
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     url = f"http://127.0.0.1:{port}/"
     try:
         rss0 = rss_mb()
         cmd = [sys.executable, "-m", "benchmarks.bench_api", "--client-process", url, "--client", args.client,
-               "--calls", str(args.calls), "--clients", str(args.clients), "--edits", str(args.edits)]
+               "--calls", str(args.calls), "--clients", str(args.clients), "--edits", str(args.edits),
+               "--rounds", str(args.rounds)]
+        sampler = CpuSampler()
         proc = subprocess.run(cmd + (["--preview"] if args.preview else []), capture_output=True, text=True,
                               check=False, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         if proc.returncode != 0:
             raise SystemExit(f"client process failed:\n{proc.stderr[-3000:]}")
         r = json.loads(proc.stdout.strip().splitlines()[-1])
+        sampler.stop()
         rss1 = rss_mb()
         render_t, service_t = engine_latency(engine, r["recipe"], r["attr"], max(20, args.calls // 2), args.preview)
     finally:
@@ -215,11 +250,22 @@ def main() -> None:
     print(f"| /noop | {pct(r['noop'], 50):.1f} | {pct(r['noop'], 95):.1f} |")
     print(f"| /edit − /noop (paired) | {pct(diff, 50):.1f} | {pct(diff, 95):.1f} |")
     print(f"| **API over the engine** (/edit p50 − render p50) | **{pct(r['edit'], 50) - 1000 * eng:.1f}** | |\n")
-    lat = r["concurrent"]
-    print(f"{args.clients} concurrent clients x {args.edits} edits: {len(r['errors'])} errors, "
-          f"p50 {pct(lat, 50):.0f} ms, p95 {pct(lat, 95):.0f} ms, {len(lat) / r['wall']:.1f} edits/s; server RSS "
-          f"{rss0:.0f} -> {rss1:.0f} MB, frame cache {engine.frames.nbytes / 2**20:.1f} MB ({len(engine.frames)} "
-          f"frames, bound {engine.config.frame_cache_bytes / 2**20:.0f} MB)")
+    rounds = []
+    for lat_k, (t0, t1, client_cpu) in zip(r["concurrent"], r["spans"]):
+        n = max(len(lat_k), 1)
+        rounds.append((pct(lat_k, 50), pct(lat_k, 95), len(lat_k) / (t1 - t0),
+                       1000 * sampler.cpu_between(t0, t1) / n, 1000 * client_cpu / n))
+    lat = [x for lat_k in r["concurrent"] for x in lat_k]
+    print(f"{args.clients} concurrent clients x {args.edits} edits, {len(rounds)} round(s): {len(r['errors'])} errors, "
+          f"p50 {pct(lat, 50):.0f} ms, p95 {pct(lat, 95):.0f} ms (all rounds pooled); server RSS {rss0:.0f} -> "
+          f"{rss1:.0f} MB, frame cache {engine.frames.nbytes / 2**20:.1f} MB ({len(engine.frames)} frames, bound "
+          f"{engine.config.frame_cache_bytes / 2**20:.0f} MB)\n")
+    print("| round | p50 ms | p95 ms | edits/s | server CPU ms / edit | client CPU ms / edit |\n|---|---|---|---|---|---|")
+    for i, row in enumerate(rounds):
+        print(f"| {i + 1} | {row[0]:.0f} | {row[1]:.0f} | {row[2]:.1f} | {row[3]:.1f} | {row[4]:.1f} |")
+    if len(rounds) > 1:
+        med = [statistics.median(col) for col in zip(*rounds)]
+        print(f"| **median** | **{med[0]:.0f}** | **{med[1]:.0f}** | {med[2]:.1f} | {med[3]:.1f} | {med[4]:.1f} |")
     if r["errors"]:
         print("first error:", r["errors"][0])
 

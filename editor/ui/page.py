@@ -31,6 +31,7 @@ from editor.checkpoints import REPO_ROOT
 from editor.engine import EditState, Engine
 from editor.ui.api import add_api
 from editor.ui.common import RenderOrder, for_display, session_of, ui_guard, warning
+from editor.ui.serving import tune_gradio
 
 TOON_PHOTOS = sorted(str(p) for p in (REPO_ROOT / "assets" / "toon-photos").glob("*.png"))  # renderer photos
 
@@ -256,6 +257,7 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
     `switch_model(name, progress) -> message` with `models` (names it can load) adds the model chooser: it loads the
     chosen model for the whole server (raising ValueError when it cannot), and the page then reloads."""
     card = card or service.ModelCard(engine.model_name, engine.model_name, "unknown", "", ())
+    tune_gradio()  # Gradio's per-request costs the API measured (editor.ui.serving)
     order = RenderOrder()
     slots = UserSlots(engine) if custom is not None else None
     ctl = EditControls(engine, slots)
