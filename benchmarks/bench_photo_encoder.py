@@ -6,18 +6,20 @@
 Two held-out sets, as in bench_projection:
 - toon photos (renderer seeds 10,000,000 + i, 256 px, a room behind a placed and turned head). Each goes through the
   app's whole pipeline (``PhotoProjector``: find the face with the toon finder, align, encode or project), timed
-  from the uploaded array to the editable latent. When the finder misses a face (it finds about 4 in 5), the photo
+  from the uploaded array to the editable latent. When the finder misses a face (it finds about 19 in 20), the photo
   is aligned from the renderer's landmarks and only the inversion is timed; the summary counts the misses;
 - generated faces with known latents (z = RandomState(1000 + i), psi 1), aligned by construction, for the latent
   recovery error (RMS over rows and dims of ws - ws_true, in units of W's std);
 - for a model distilled from the toon world, "world photos": photos of T(z) (z = RandomState(5000 + i)) aligned from
   the renderer's landmarks, whose latent is known (the mapping of z): the latent error on real toon photos.
-Methods: ``encoder`` (one forward pass), ``encoder+refine`` (the app's default: REFINE, 20 W+ steps), and
+Methods: ``encoder`` (one forward pass), ``encoder+refine`` (the app's default: REFINE, 12 W+ steps), and
 ``projection`` (the previous default, 100 steps; on the first ``--baseline`` targets of each set, it is slow).
 Quality: PSNR and the shift-tolerant LPIPS AlexNet distance of the reconstruction to the aligned target.
 Edits: every default slider of the model's bank at +3 sigma on projected photos the attribute model says lack the
 attribute (-3 on those that have it), as bench_demo_model does on sampled faces, with the same judge; the success
-rates sit next to those of sampled faces (held-out seeds, psi 0.7) measured in the same run. Identity: mean
+rates sit next to those of sampled faces (held-out seeds) measured in the same run: at psi 0.7 (the app's default)
+and at psi 1, the distribution the toon photos are drawn from (z ~ N(0, I), untruncated), the like-for-like one.
+Identity: mean
 |change| of skin tone and face width over their spread across renders (bar < 0.25).
 Timings are wall-clock on whatever else the machine runs: read them with the machine's load in mind.
 """
@@ -176,6 +178,8 @@ def edit_rates(engine, judge, latents: dict, n_sampled: int) -> dict:
     sets = {m: [engine.latent_from_array(ws, origin="bench") for ws, _, _ in v] for m, v in latents.items()
             if m != "projection"}
     sets["sampled"] = [engine.sample(SAMPLED_SEED + i, PSI) for i in range(n_sampled)]
+    # the toon photos are drawn from the world untruncated, so the like-for-like reference is psi = 1
+    sets["sampled psi 1"] = [engine.sample(SAMPLED_SEED + i, 1.0) for i in range(n_sampled)]
     out: dict = {"per_set": {}, "summary": {}}
     for set_name, lats in sets.items():
         base = np.stack([engine.render(EditState.create(lt)) for lt in lats])
