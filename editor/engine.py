@@ -17,8 +17,8 @@ Caches (all bounded, all behind their own locks, all keyed by content):
 - the per-latent base styles;
 - rendered frames in a byte-bounded LRU keyed by (latent, edit, resolution).
 
-The generator is shared by every user and called under one lock (CPU torch already uses all cores for one call), so
-`Engine` is safe to call from Gradio's worker threads. Nothing per-user lives at module level: a user's state is an
+The generator is shared by every user and called under one first-come-first-served lock (CPU torch already uses all
+cores for one call), so `Engine` is safe to call from Gradio's worker threads. Nothing per-user lives at module level: a user's state is an
 `EditState` value held by the caller (a `gr.State`, an API request or a recipe file).
 """
 
@@ -31,7 +31,7 @@ import inspect
 import math
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -357,6 +357,47 @@ def _tree_map(fn: Callable, *trees: Any) -> Any:
     raise TypeError(f"unsupported style container {type(first).__name__}")
 
 
+class FifoLock:
+    """A lock that threads get in the order they asked for it (`threading.Lock` lets any waiter in, so under load
+    one request could lose the generator to later ones several times in a row: measured as a p95 latency of 2x the
+    p50 with 8 concurrent API clients). Not re-entrant; use as a context manager."""
+
+    def __init__(self):
+        self._mutex = threading.Lock()
+        self._waiters: deque[threading.Lock] = deque()
+        self._held = False
+
+    def acquire(self) -> bool:
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return True
+            baton = threading.Lock()
+            baton.acquire()
+            self._waiters.append(baton)
+        baton.acquire()  # released by the holder's `release`, which hands the lock over (it stays held)
+        return True
+
+    def release(self) -> None:
+        with self._mutex:
+            if not self._held:
+                raise RuntimeError("release of an unheld FifoLock")
+            if self._waiters:
+                self._waiters.popleft().release()
+            else:
+                self._held = False
+
+    def locked(self) -> bool:
+        return self._held
+
+    def __enter__(self) -> "FifoLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The engine
 
@@ -506,7 +547,7 @@ class Engine:
         self.render_threads = config.render_threads
         if self.render_threads is None and self.device.type == "cpu" and self.resolution <= SMALL_GENERATOR_PX:
             self.render_threads = 1
-        self._model_lock = threading.Lock()
+        self._model_lock = FifoLock()  # the generator renders one request at a time, in arrival order
         self._bank_lock = threading.Lock()
         self.frames = ByteLRU(config.frame_cache_bytes)
         self._deltas = ByteLRU(64 * 2**20)

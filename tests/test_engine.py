@@ -394,3 +394,31 @@ def test_render_threads_for_small_generators_and_restored(engine):
     engine.render(EditState.create(engine.sample(21), {"age": 0.7}))
     assert torch.get_num_threads() == before
     assert tiny_engine(render_threads=2).render_threads == 2
+
+
+def test_fifo_lock_serves_waiters_in_arrival_order():
+    from editor.engine import FifoLock
+
+    lock, order, started = FifoLock(), [], []
+    lock.acquire()  # held: every thread below queues up
+
+    def waiter(i):
+        started.append(i)
+        with lock:
+            order.append(i)
+
+    threads = []
+    for i in range(6):
+        t = threading.Thread(target=waiter, args=(i,))
+        t.start()
+        threads.append(t)
+        while len(lock._waiters) < i + 1:  # wait until thread i is queued before starting the next
+            threading.Event().wait(0.001)
+    assert lock.locked()
+    lock.release()
+    for t in threads:
+        t.join(timeout=10)
+    assert order == list(range(6))
+    assert not lock.locked()
+    with pytest.raises(RuntimeError):
+        lock.release()
