@@ -42,8 +42,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from editor.commands._util import resolve_device
 
-    # Drag previews: the largest size <= 256 px that renders within a quarter second on this machine.
-    config = EngineConfig(preview_budget_s=float(os.environ.get("EDITOR_PREVIEW_BUDGET_S", "0.25")))
+    # Drag previews: the largest size <= 256 px that renders within a quarter second on this machine. Renders run
+    # in a child process on a CPU (EDITOR_RENDER_PROCESS=0: in the server's own), clear of the server's threads.
+    config = EngineConfig(preview_budget_s=float(os.environ.get("EDITOR_PREVIEW_BUDGET_S", "0.25")),
+                          render_process=os.environ.get("EDITOR_RENDER_PROCESS", "1") != "0")
     device = resolve_device(args.device)
     opened = service.open_engine(args.model, args.bank, device, config)
     switches: queue.Queue = queue.Queue()
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         return f"Loaded {name}: the page reloads in a few seconds (reload it yourself if it does not)."
 
     while True:  # one page per model; a switch closes it and serves the next on the same port
+        previous = opened[0]
         demo = _page(*opened, device=device, concurrency=args.concurrency, switch_model=switch_model)
         demo.launch(server_name=args.host, server_port=args.port, css=CSS, max_file_size=MAX_UPLOAD,
                     prevent_thread_lock=True)
@@ -73,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
             return
         time.sleep(1.0)  # let the switch handler's reply reach the page
         demo.close()
+        previous.close()  # its render process, if any
 
 
 def _page(engine, card, device: str, concurrency: int, switch_model):

@@ -17,6 +17,9 @@ Caches (all bounded, all behind their own locks, all keyed by content):
 - the per-latent base styles;
 - rendered frames in a byte-bounded LRU keyed by (latent, edit, resolution).
 
+With `EngineConfig.render_process` (the app sets it) the synthesis runs in a child process holding its own copy of the
+synthesis network (`editor.render_worker`), clear of the web server's threads; mapping and styles stay here.
+
 The generator is shared by every user and called under one first-come-first-served lock (CPU torch already uses all
 cores for one call), so `Engine` is safe to call from Gradio's worker threads. Nothing per-user lives at module level: a user's state is an
 `EditState` value held by the caller (a `gr.State`, an API request or a recipe file).
@@ -28,9 +31,11 @@ import contextlib
 import ctypes
 import hashlib
 import inspect
+import logging
 import math
 import threading
 import time
+import weakref
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -39,6 +44,8 @@ import numpy as np
 import torch
 
 from editor.directions import condition
+
+log = logging.getLogger("editor.engine")
 
 # Layer presets for W+ edits, by the resolution of the synthesis block a layer feeds (as in StyleGAN's "coarse /
 # middle / fine styles"): coarse = 4..8 px, middle = 16..32 px, fine = 64 px and up.
@@ -422,6 +429,9 @@ class EngineConfig:
     #                                    SMALL_GENERATOR_PX (their layers are too small to split, and a second
     #                                    thread waiting on a busy core made a 64 px render 15x slower), else
     #                                    torch's setting
+    render_process: bool = False  # on a CPU (fast path): render in a child process with its own copy of the
+    #                               synthesis network, so renders do not share the interpreter lock with a web
+    #                               server's threads (editor.render_worker; the app turns it on)
 
 
 def keep_freed_memory() -> bool:
@@ -548,6 +558,14 @@ class Engine:
         if self.render_threads is None and self.device.type == "cpu" and self.resolution <= SMALL_GENERATOR_PX:
             self.render_threads = 1
         self._model_lock = FifoLock()  # the generator renders one request at a time, in arrival order
+        self._worker = None  # editor.render_worker.RenderWorker when config.render_process applies
+        if config.render_process and self._fast:
+            from editor.render_worker import RenderWorker
+
+            if RenderWorker.applies(G):
+                self._worker = RenderWorker(G, threads=self.render_threads, keep_memory=config.keep_freed_memory,
+                                            prefix_bytes=config.prefix_cache_bytes)
+                weakref.finalize(self, self._worker.close)
         self._bank_lock = threading.Lock()
         self.frames = ByteLRU(config.frame_cache_bytes)
         self._deltas = ByteLRU(64 * 2**20)
@@ -718,8 +736,9 @@ class Engine:
         ws = self.edited_ws(state)[None]  # [1, num_ws, w_dim]
         if self._has_styles:
             styles = self._edited_styles(state)
-            start = self._unchanged_prefix(state, ws, styles, res, dtype) if self._can_resume else None
-            img = self._synthesize(ws, res, styles=styles, dtype=dtype, start=start)
+            clean = self._unchanged_block(state, res) if self._can_resume else None
+            resume = None if clean is None else (state.latent.key, clean)
+            img = self._synthesize(ws, res, styles=styles, dtype=dtype, resume=resume)
         else:
             img = self._synthesize(ws, res, dtype=dtype)
         frame = image_to_uint8(img)[0]
@@ -757,7 +776,9 @@ class Engine:
         return out
 
     def _synthesize(self, ws: torch.Tensor, res: int, styles: Any = None, dtype: torch.dtype | None = None,
-                    start: tuple | None = None) -> torch.Tensor:
+                    resume: tuple[str, int] | None = None) -> torch.Tensor:
+        """The image of ws (or of `styles`) at block `res`; resume=(latent key, block): the blocks up to that one
+        are taken from features cached per latent (computed on the first such call)."""
         kwargs: dict[str, Any] = {"noise_mode": "const"}
         if res != self.resolution:
             kwargs["stop_resolution"] = res
@@ -765,16 +786,28 @@ class Engine:
             kwargs["styles"] = styles
         if dtype is not None:
             kwargs["dtype"] = dtype
+        worker = self._worker
+        if worker is not None and worker.alive:
+            from editor.render_worker import WorkerDied
+
+            prefix = None if resume is None else ((resume[0], resume[1], str(dtype)), resume[1])
+            styles_arg = kwargs.pop("styles", None)
+            try:
+                with self._model_lock:
+                    return worker.render(ws, styles_arg, kwargs, prefix)
+            except WorkerDied as exc:
+                log.warning("%s; rendering in the server's process from now on", exc)
+                if styles_arg is not None:
+                    kwargs["styles"] = styles_arg
+        start = None if resume is None else self._prefix(resume[0], resume[1], ws, styles, dtype)
         with self._model_lock, torch.inference_mode(), torch_threads(self.render_threads):
             if start is not None:
                 return self.G.synthesis.run_blocks(ws.to(self.device), start=start, **kwargs)[1].cpu()
             return self.G.synthesis(ws.to(self.device), **kwargs).cpu()
 
-    def _unchanged_prefix(self, state: EditState, ws: torch.Tensor, styles: Any, res: int,
-                          dtype: torch.dtype | None) -> tuple | None:
-        """(block resolution, features, skip image) after the last block that no slider of `state` changes (every
-        layer of it reads a code before the first edited layer), computed once per latent and cached; None when the
-        edit changes the first block or nothing would be skipped."""
+    def _unchanged_block(self, state: EditState, res: int) -> int | None:
+        """The resolution of the last block that no slider of `state` changes (every layer of it reads a code before
+        the first edited layer); None when the edit changes the first block or nothing would be skipped."""
         rows = [self.direction_delta(state, name).abs().sum(dim=1).nonzero() for name, _ in state.sliders]
         first = min((int(r[0]) for r in rows if len(r)), default=0)  # the first layer any slider moves
         clean = None
@@ -783,9 +816,12 @@ class Engine:
             if block_res >= res or max(layers) >= first:
                 break
             clean = block_res
-        if clean is None:
-            return None
-        key = (state.latent.key, clean, str(dtype))
+        return clean
+
+    def _prefix(self, latent_key: str, clean: int, ws: torch.Tensor, styles: Any,
+                dtype: torch.dtype | None) -> tuple:
+        """(block resolution, features, skip image) after block `clean` for this latent, cached."""
+        key = (latent_key, clean, str(dtype))
         cached = self._prefixes.get(key)
         if cached is None:
             with self._model_lock, torch.inference_mode(), torch_threads(self.render_threads):
@@ -794,6 +830,11 @@ class Engine:
             cached = (clean, x, img)
             self._prefixes.put(key, cached)
         return cached
+
+    def close(self) -> None:
+        """Stop the render process, if any (later renders run in this process)."""
+        if self._worker is not None:
+            self._worker.close()
 
     def _styles_of(self, ws: torch.Tensor) -> Any:
         with self._model_lock, torch.inference_mode(), torch_threads(self.render_threads):

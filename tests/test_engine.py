@@ -422,3 +422,33 @@ def test_fifo_lock_serves_waiters_in_arrival_order():
     assert not lock.locked()
     with pytest.raises(RuntimeError):
         lock.release()
+
+
+def test_render_process_gives_the_same_images_and_falls_back_when_it_dies():
+    """EngineConfig.render_process: the child's frames equal in-process renders (W, W+ resuming after unchanged
+    blocks, bf16 previews, batches); when the child dies, the engine renders in its own process."""
+    local = tiny_engine(preview_dtype="bfloat16")
+    remote = tiny_engine(preview_dtype="bfloat16", render_process=True)
+    try:
+        assert remote._worker is not None and remote._worker.alive and local._worker is None
+        lo = local._layer_index["b16.conv1"]
+        states = [
+            lambda e: EditState.create(e.sample(3), {"smile": 1.5, "age": -0.5}),
+            lambda e: EditState.create(e.sample(3), {"smile": 2.0}, space="w+", layers=(lo, e.num_ws)),
+            lambda e: EditState.create(e.sample(3), {"smile": -1.0}, space="w+", layers=(lo, e.num_ws)),
+        ]
+        for make in states:
+            for preview in (False, True):
+                assert np.array_equal(local.render(make(local), preview=True if preview else False),
+                                      remote.render(make(remote), preview=preview))
+        assert len(remote._prefixes) == 0  # the child keeps the resumed blocks, not the server
+        latents = [local.sample(s) for s in (1, 2)]
+        for a, b in zip(local.thumbnails(latents), remote.thumbnails([remote.sample(s) for s in (1, 2)])):
+            assert np.array_equal(a, b)
+        remote._worker._proc.kill()
+        remote._worker._proc.join(timeout=10)
+        state = EditState.create(remote.sample(4), {"age": 1.25})
+        assert np.array_equal(remote.render(state), local.render(EditState.create(local.sample(4), {"age": 1.25})))
+        assert not remote._worker.alive
+    finally:
+        remote.close()
