@@ -1,7 +1,9 @@
 """Photo -> editable face: the encoder path (encoder, then a short refinement) against the 100-step projection.
 
     nice -n 10 python -m benchmarks.bench_photo_encoder --model demo --photos 50 --generated 50 --baseline 10 \
-        --json docs/photos/encoder.json --examples docs/photos/encoder_examples.jpg
+        --json docs/photos/encoder.json --examples docs/photos/encoder_examples.png
+    nice -n 10 python -m benchmarks.bench_photo_encoder --model demo --photos 10 --generated 10 --baseline 10 \
+        --methods projection --edit-faces 0 --json docs/photos/projection_baseline.json   # the slow one alone
 
 Two held-out sets, as in bench_projection:
 - toon photos (renderer seeds 10,000,000 + i, 256 px, a room behind a placed and turned head). Each goes through the
@@ -14,7 +16,9 @@ Two held-out sets, as in bench_projection:
   the renderer's landmarks, whose latent is known (the mapping of z): the latent error on real toon photos.
 Methods: ``encoder`` (one forward pass), ``encoder+refine`` (the app's default: REFINE, 12 W+ steps), and
 ``projection`` (the previous default, 100 steps; on the first ``--baseline`` targets of each set, it is slow).
-Quality: PSNR and the shift-tolerant LPIPS AlexNet distance of the reconstruction to the aligned target.
+Quality: PSNR and the shift-tolerant LPIPS AlexNet distance of the reconstruction to the aligned target; for world
+photos also the same scores of the true latent's image (``true_latent``: the best a faithful, on-manifold inversion
+can score with this generator).
 Edits: every default slider of the model's bank at +3 sigma on projected photos the attribute model says lack the
 attribute (-3 on those that have it), as bench_demo_model does on sampled faces, with the same judge; the success
 rates sit next to those of sampled faces (held-out seeds) measured in the same run: at psi 0.7 (the app's default)
@@ -48,7 +52,9 @@ def _args(argv=None):
     p.add_argument("--photos", type=int, default=50)
     p.add_argument("--generated", type=int, default=50)
     p.add_argument("--baseline", type=int, default=10, help="targets per set for the 100-step projection")
-    p.add_argument("--edit-faces", type=int, default=50, help="sampled faces for the edit comparison")
+    p.add_argument("--edit-faces", type=int, default=50, help="sampled faces for the edit comparison (0: none)")
+    p.add_argument("--methods", default="encoder,encoder+refine,projection",
+                   help="comma-separated subset (the slow projection can run as its own job)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=None)
     p.add_argument("--examples", default=None, help="an image: photo | aligned | encoder | +refine | edits")
@@ -80,7 +86,11 @@ def main(argv=None) -> int:
     methods = {"encoder": PhotoProjector(G, args.model, refine=None),
                "encoder+refine": PhotoProjector(G, args.model),
                "projection": PhotoProjector(G, args.model, encoder=None, config=DEFAULT)}
-    if methods["encoder+refine"].encoder is None:
+    wanted = args.methods.split(",")
+    if unknown := set(wanted) - set(methods):
+        raise SystemExit(f"unknown methods {sorted(unknown)}; choose from {list(methods)}")
+    methods = {k: v for k, v in methods.items() if k in wanted}
+    if any(m.encoder is None for k, m in methods.items() if k != "projection"):
         raise SystemExit(f"{args.model} has no encoder trained for its weights (train-encoder --export ...)")
     stats = w_statistics(G, DEFAULT.w_avg_samples, seed=DEFAULT.seed + 7)  # once, at app start-up: not per photo
     for m in methods.values():
@@ -106,6 +116,14 @@ def main(argv=None) -> int:
 
     results: dict = {"model": args.model, "model_id": engine.model_id, "machine": "2-core CPU (AVX-512), "
                      f"{args.threads} torch thread(s), shared", "date": time.strftime("%Y-%m-%d"), "methods": {}}
+    if world_img:  # the true latents' own images: what the generator draws for the right answer
+        with torch.no_grad():
+            truth = [(G.synthesis(ws, noise_mode="const")[0] * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+                     .permute(1, 2, 0).numpy() for ws in world_ws]
+        results["true_latent"] = {"world photo": {
+            "n": len(truth), "psnr": float(np.mean([psnr(r, t) for r, t in zip(truth, world_img)])),
+            "lpips_alex": float(np.mean([float(alex(_t(r), _t(t)).mean()) for r, t in zip(truth, world_img)]))}}
+        print("true latent", json.dumps(results["true_latent"]), flush=True)
     latents: dict[str, list] = {}
     for name, proj in methods.items():
         rows = []
@@ -155,8 +173,9 @@ def main(argv=None) -> int:
         results["methods"][name] = {"summary": summary, "rows": rows}
         print(name, json.dumps(summary), flush=True)
 
-    results["edits"] = edit_rates(engine, judge, latents, args.edit_faces)
-    print(json.dumps(results["edits"]["summary"], indent=1))
+    if args.edit_faces:
+        results["edits"] = edit_rates(engine, judge, latents, args.edit_faces)
+        print(json.dumps(results["edits"]["summary"], indent=1))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")

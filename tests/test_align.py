@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from editor import toonfaces as tf
-from editor.align import (AlignError, FaceTooSmallError, ImageError, NoFaceError, ToonLandmarker, align_face,
+from editor.align import (AlignError, _order_lr, FaceTooSmallError, ImageError, NoFaceError, ToonLandmarker, align_face,
                           align_photo, crop_to_photo, ffhq_quad, ffhq_quad_corners, landmarker_name_for, load_image,
                           paste_back, photo_to_crop)
 
@@ -297,6 +297,23 @@ def test_toon_landmarker_on_portraits():
         errors.append(np.abs(faces[0].landmarks[[0, 1, 3, 4]] - r.landmarks[[0, 1, 3, 4]]).max() / size)
     assert max(errors) < 0.06, errors
     assert finder.detect(np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)) == []
+
+
+def test_toon_landmarker_finds_faces_at_a_photos_edge():
+    """Photos whose face sits at the edge or is turned: the 8-candidate search missed them, the batched refinement of
+    many candidates finds them (benchmarks/bench_toon_finder.py measures the rate)."""
+    from editor.attributes import DEFAULT_CHECKPOINT
+
+    if not DEFAULT_CHECKPOINT.is_file():
+        pytest.skip("toon landmark model not trained yet (checkpoints/toon_attributes.safetensors)")
+    finder = ToonLandmarker(reference_count=100)
+    for seed in (10_000_000, 10_000_046):  # face cut by the bottom-right edge; a small head in a corner
+        r = tf.render(seed, 256, "photo")
+        faces = finder.detect(r.image)
+        assert faces, seed
+        side = np.linalg.norm(np.subtract(*ffhq_quad_corners(r.landmarks)[:2]))
+        err = np.abs(faces[0].landmarks - _order_lr(r.landmarks)).max() / side  # both in MTCNN's point order
+        assert err < 0.1, (seed, err)
 
 
 @pytest.mark.slow
