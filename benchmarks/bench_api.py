@@ -201,7 +201,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="random:toon-64")
     parser.add_argument("--calls", type=int, default=100, help="interleaved /edit + /noop pairs")
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (0: skip the concurrent run)")
     parser.add_argument("--edits", type=int, default=50, help="edits per concurrent client")
     parser.add_argument("--preview", action="store_true", help="ask for the preview resolution")
     parser.add_argument("--client", choices=["http", "gradio"], default="http")
@@ -257,6 +257,8 @@ def main() -> None:
     print(f"| /noop | {pct(r['noop'], 50):.1f} | {pct(r['noop'], 95):.1f} |")
     print(f"| /edit − /noop (paired) | {pct(diff, 50):.1f} | {pct(diff, 95):.1f} |")
     print(f"| **API over the engine** (/edit p50 − render p50) | **{pct(r['edit'], 50) - 1000 * eng:.1f}** | |\n")
+    if not args.clients * args.edits or args.rounds < 1:  # --clients 0: the serial comparison only
+        return
     rounds = []
     for lat_k, (t0, t1, client_cpu) in zip(r["concurrent"], r["spans"]):
         n = max(len(lat_k), 1)

@@ -560,12 +560,16 @@ class Engine:
         self._model_lock = FifoLock()  # the generator renders one request at a time, in arrival order
         self._worker = None  # editor.render_worker.RenderWorker when config.render_process applies
         if config.render_process and self._fast:
-            from editor.render_worker import RenderWorker
+            from editor.render_worker import RenderWorker, WorkerDied
 
             if RenderWorker.applies(G):
-                self._worker = RenderWorker(G, threads=self.render_threads, keep_memory=config.keep_freed_memory,
-                                            prefix_bytes=config.prefix_cache_bytes)
-                weakref.finalize(self, self._worker.close)
+                try:
+                    self._worker = RenderWorker(G, threads=self.render_threads,
+                                                keep_memory=config.keep_freed_memory,
+                                                prefix_bytes=config.prefix_cache_bytes)
+                    weakref.finalize(self, self._worker.close)
+                except WorkerDied as exc:
+                    log.warning("%s; rendering in this process", exc)
         self._bank_lock = threading.Lock()
         self.frames = ByteLRU(config.frame_cache_bytes)
         self._deltas = ByteLRU(64 * 2**20)

@@ -36,12 +36,16 @@ class WorkerDied(RuntimeError):
     """The render process is gone (killed, out of memory); the engine falls back to rendering in-process."""
 
 
-def _serve(conn, init_kwargs: dict, state: dict, threads: int | None, keep_memory: bool,
-           prefix_bytes: int) -> None:
-    """The child's loop: build the synthesis network, then answer render requests until the pipe closes."""
+def _serve(conn, threads: int | None, keep_memory: bool, prefix_bytes: int) -> None:
+    """The child's loop: receive the network's arguments and weights, build it, then answer render requests until
+    the pipe closes."""
     from editor.engine import ByteLRU, keep_freed_memory
     from editor.stylegan2 import SynthesisNetwork
 
+    try:
+        init_kwargs, state = conn.recv()
+    except (EOFError, OSError):
+        return
     if threads:
         torch.set_num_threads(int(threads))
     if keep_memory:
@@ -92,14 +96,22 @@ class RenderWorker:
                  prefix_bytes: int = 256 * 2**20, start_timeout_s: float = 300.0):
         ctx = mp.get_context("spawn")  # never fork a process that has started torch's thread pools
         self._conn, child = ctx.Pipe()
-        state = {k: v.detach().cpu().numpy().copy() for k, v in G.synthesis.state_dict().items()}
-        self._proc = ctx.Process(target=_serve, name="editor-render",
-                                 args=(child, dict(G.init_kwargs), state, threads, keep_memory, prefix_bytes),
-                                 daemon=True)
+        self._proc = ctx.Process(target=_serve, name="editor-render", args=(child, threads, keep_memory,
+                                                                            prefix_bytes), daemon=True)
         self._proc.start()
-        child.close()
+        child.close()  # the child's end lives in the child only: if it dies, sending fails instead of blocking
         self._lock = threading.Lock()
         self.alive = False
+        # The weights go through the pipe, not the process arguments: spawn writes those while it still holds the
+        # pipe's other end, so a child that died starting up (e.g. a main module without a __main__ guard) would
+        # leave that write blocked forever.
+        state = {k: v.detach().cpu().numpy().copy() for k, v in G.synthesis.state_dict().items()}
+        try:
+            self._conn.send((dict(G.init_kwargs), state))
+        except (OSError, EOFError):
+            self.close()
+            raise WorkerDied("the render process failed to start (see its output)") from None
+        del state
         if not self._conn.poll(start_timeout_s):
             self.close()
             raise WorkerDied("the render process did not start")
