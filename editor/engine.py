@@ -17,12 +17,13 @@ Caches (all bounded, all behind their own locks, all keyed by content):
 - the per-latent base styles;
 - rendered frames in a byte-bounded LRU keyed by (latent, edit, resolution).
 
-With `EngineConfig.render_process` (the app sets it) the synthesis runs in a child process holding its own copy of the
-synthesis network (`editor.render_worker`), clear of the web server's threads; mapping and styles stay here.
+With `EngineConfig.render_process` (opt-in; app.py: EDITOR_RENDER_PROCESS=1) the synthesis runs in a child process
+holding its own copy of the synthesis network (`editor.render_worker`), clear of the web server's threads; mapping and
+styles stay here.
 
 The generator is shared by every user and called under one first-come-first-served lock (CPU torch already uses all
-cores for one call), so `Engine` is safe to call from Gradio's worker threads. Nothing per-user lives at module level: a user's state is an
-`EditState` value held by the caller (a `gr.State`, an API request or a recipe file).
+cores for one call), so `Engine` is safe to call from Gradio's worker threads. Nothing per-user lives at module level:
+a user's state is an `EditState` value held by the caller (a `gr.State`, an API request or a recipe file).
 """
 
 from __future__ import annotations
@@ -431,7 +432,7 @@ class EngineConfig:
     #                                    torch's setting
     render_process: bool = False  # on a CPU (fast path): render in a child process with its own copy of the
     #                               synthesis network, so renders do not share the interpreter lock with a web
-    #                               server's threads (editor.render_worker; the app turns it on)
+    #                               server's threads (editor.render_worker; app.py: EDITOR_RENDER_PROCESS=1)
 
 
 def keep_freed_memory() -> bool:
