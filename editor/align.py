@@ -57,6 +57,7 @@ __all__ = [
     "ffhq_quad",
     "landmarker_for",
     "load_image",
+    "head_mask",
     "paste_back",
     "photo_to_crop",
 ]
@@ -699,14 +700,45 @@ def align_photo(source, landmarker: Landmarker, output_size: int = 1024, **kwarg
 # Paste-back
 
 
+PASTE_REGIONS = ("head", "crop")
+
+
+def head_mask(landmarks: np.ndarray, size: int, feather: float = 0.08) -> np.ndarray:
+    """A soft ellipse over the head (face, hair above it, chin) of an aligned crop: float32 ``[size, size]`` in
+    [0, 1]. ``landmarks``: the crop's 5 points (``AlignedFace.landmarks_in_crop()``). Measured on FFHQ-rule crops of
+    toon photos: eyes about 0.47, mouth about 0.74 of the side down, eye-to-mouth distance ``d`` about 0.27 of the
+    side; the ellipse is centred 0.2 ``d`` below the eyes with half-axes 1.35 ``d`` across and 1.7 ``d`` down, so
+    hair and beard lie inside and the crop's corners (the photo's room) outside; it falls to 0 over ``feather`` of
+    the side."""
+    from scipy.ndimage import gaussian_filter
+
+    lm = np.asarray(landmarks, np.float64)
+    eyes, mouth = lm[:2].mean(axis=0), lm[3:5].mean(axis=0)
+    d = float(np.linalg.norm(mouth - eyes))
+    if not np.isfinite(d) or d <= 0:
+        raise ValueError("degenerate landmarks: eyes and mouth coincide")
+    down = (mouth - eyes) / d
+    across = np.array([down[1], -down[0]])
+    centre = eyes + 0.2 * d * down
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
+    rel = np.stack([xs - centre[0], ys - centre[1]], axis=-1)
+    r2 = (rel @ across / (1.35 * d)) ** 2 + (rel @ down / (1.7 * d)) ** 2
+    m = (r2 <= 1.0).astype(np.float32)
+    if feather > 0:
+        m = gaussian_filter(m, sigma=size * feather / 4)
+    return np.clip(m, 0.0, 1.0)
+
+
 def paste_back(photo: np.ndarray, aligned: AlignedFace, edited: np.ndarray, feather: float = 0.08,
-               inset: float = 0.02, reference: np.ndarray | None = None) -> np.ndarray:
+               inset: float = 0.02, reference: np.ndarray | None = None, region: str = "head") -> np.ndarray:
     """Put an edited crop back into the photo it was aligned from.
 
     ``photo``: uint8 ``[H, W, 3]`` (the one ``aligned`` came from); ``edited``: uint8 ``[S', S', 3]`` (any side; the
     generator output for the aligned crop). The crop is warped through the inverse of the alignment transform and
-    blended with a mask that is 1 inside the quad and falls to 0 over ``feather`` (fraction of the quad side) at its
-    edges, starting ``inset`` inside it. Returns a new uint8 ``[H, W, 3]``.
+    blended with a soft mask: ``region='head'`` (default) an ellipse over the head from the aligned landmarks
+    (``head_mask``), so the photo's room around the head stays its own; ``'crop'`` the whole quad, falling to 0 over
+    ``feather`` (fraction of the quad side) at its edges, starting ``inset`` inside it. Returns a new uint8
+    ``[H, W, 3]``.
 
     ``reference``: the generator's *unedited* reconstruction of the crop (same side as ``edited``). With it, only the
     edit is pasted: the photo gets ``mask * (edited - reference)`` added, so every pixel the edit leaves alone stays
@@ -727,6 +759,8 @@ def paste_back(photo: np.ndarray, aligned: AlignedFace, edited: np.ndarray, feat
         raise ValueError(f"edited crop must be square, got {edited.shape[1]}x{edited.shape[0]}")
     if reference is not None and _check_rgb(reference).shape != edited.shape:
         raise ValueError(f"reference {reference.shape} and edited crop {edited.shape} differ in size")
+    if region not in PASTE_REGIONS:
+        raise ValueError(f"region must be one of {PASTE_REGIONS}, got {region!r}")
     if not 0 <= feather < 0.5 or not 0 <= inset < 0.5:
         raise ValueError(f"feather and inset must be in [0, 0.5), got {feather}, {inset}")
     s = edited.shape[0]
@@ -738,12 +772,15 @@ def paste_back(photo: np.ndarray, aligned: AlignedFace, edited: np.ndarray, feat
     if x1 <= x0 or y1 <= y0:
         return photo.copy()
     # mask in crop space: 1 inside, smooth fall-off at the edges
-    m = np.zeros((s, s), np.float32)
-    lo = int(round(s * (inset + feather / 2)))
-    m[lo:s - lo, lo:s - lo] = 1.0
-    if feather > 0:
-        m = gaussian_filter(m, sigma=s * feather / 4)
-    m = np.clip(m, 0.0, 1.0)
+    if region == "head":
+        m = head_mask(aligned.landmarks_in_crop() * (s / aligned.size), s, feather)
+    else:
+        m = np.zeros((s, s), np.float32)
+        lo = int(round(s * (inset + feather / 2)))
+        m[lo:s - lo, lo:s - lo] = 1.0
+        if feather > 0:
+            m = gaussian_filter(m, sigma=s * feather / 4)
+        m = np.clip(m, 0.0, 1.0)
     # photo pixel (u, v) in the region -> crop coordinate: inverse of crop_to_photo
     q = quad - np.array([x0, y0], np.float64)
     basis = np.stack([q[3] - q[0], q[1] - q[0]], axis=1) / s  # photo units per crop pixel

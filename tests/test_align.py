@@ -137,6 +137,21 @@ def test_paste_back_round_trip():
     assert np.array_equal(back[far], r.image[far])
 
 
+def test_paste_back_head_region_leaves_the_room_around_the_head():
+    r = tf.render(7, 256, "photo")
+    aligned = align_face(r.image, r.landmarks, 64)
+    white = np.full((64, 64, 3), 255, np.uint8)
+    head = paste_back(r.image, aligned, white)  # default region: the head ellipse
+    crop = paste_back(r.image, aligned, white, region="crop")
+    # between the eyes: replaced either way; a corner of the crop (the room): only the square mask replaces it
+    cx, cy = np.round(crop_to_photo(aligned.landmarks_in_crop()[:2].mean(axis=0), aligned.quad, 64)).astype(int)
+    assert (head[cy, cx] == 255).all() and (crop[cy, cx] == 255).all()
+    kx, ky = np.round(crop_to_photo(np.array([8.0, 8.0]), aligned.quad, 64)).astype(int)
+    assert np.array_equal(head[ky, kx], r.image[ky, kx]) and (crop[ky, kx] == 255).all()
+    with pytest.raises(ValueError, match="region"):
+        paste_back(r.image, aligned, white, region="face")
+
+
 def test_paste_back_places_the_edit_inside_the_quad():
     r = tf.render(7, 256, "photo")
     aligned = align_face(r.image, r.landmarks, 64)
