@@ -42,11 +42,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from editor.commands._util import resolve_device
 
-    # Drag previews: the largest size <= 256 px that renders within a quarter second on this machine.
-    # EDITOR_RENDER_PROCESS=1 renders in a child process on a CPU (editor.render_worker; measured on the 2-core box:
-    # a gain only under heavy load, so off by default; docs/benchmarks.md).
+    # Drag previews: the largest size <= 256 px that renders within a quarter second on this machine. Renders run
+    # in a child process on a CPU (editor.render_worker; EDITOR_RENDER_PROCESS=0: in the server's own process), clear
+    # of the server's threads: 8 concurrent API clients p95 201-268 ms against 330-436 in process (docs/benchmarks.md).
     config = EngineConfig(preview_budget_s=float(os.environ.get("EDITOR_PREVIEW_BUDGET_S", "0.25")),
-                          render_process=os.environ.get("EDITOR_RENDER_PROCESS", "0") == "1")
+                          render_process=os.environ.get("EDITOR_RENDER_PROCESS", "1") != "0")
     device = resolve_device(args.device)
     opened = service.open_engine(args.model, args.bank, device, config)
     switches: queue.Queue = queue.Queue()

@@ -15,8 +15,8 @@ Prints markdown: the engine's own p50 (`Engine.render` of new slider values in t
 cost over the engine (/edit p50 - engine p50), then the concurrent run's error count, p50 / p95, the server
 process's resident memory, and per round (`--rounds N` repeats the clients x edits run; the median row is the one to
 quote): p50 / p95, throughput, and the CPU time per edit of the server process (sampled every 20 ms) and of the
-clients' process. `--concurrency` sets the app's default concurrency limit (app.py's option); `--render-process`
-renders in a child process (`EngineConfig.render_process`, app.py with EDITOR_RENDER_PROCESS=1).
+clients' process. `--concurrency` sets the app's default concurrency limit (app.py's option); `--in-process`
+renders in the server's process (the app renders in a child process on a CPU: `EngineConfig.render_process`).
 """
 
 from __future__ import annotations
@@ -206,8 +206,8 @@ def main() -> None:
     parser.add_argument("--preview", action="store_true", help="ask for the preview resolution")
     parser.add_argument("--client", choices=["http", "gradio"], default="http")
     parser.add_argument("--rounds", type=int, default=1, help="concurrent rounds (clients x edits each)")
-    parser.add_argument("--render-process", action="store_true", help="render in a child process "
-                        "(EngineConfig.render_process; app.py with EDITOR_RENDER_PROCESS=1)")
+    parser.add_argument("--in-process", action="store_true", help="render in the server's process "
+                        "(app.py with EDITOR_RENDER_PROCESS=0; default: a render process, as app.py)")
     parser.add_argument("--concurrency", type=int, default=4, help="the app's default concurrency limit (app.py "
                         "--concurrency, default 4)")
     parser.add_argument("--client-process", default=None, help=argparse.SUPPRESS)  # internal: URL to drive
@@ -223,7 +223,7 @@ def main() -> None:
 
     from editor.engine import EngineConfig
 
-    config = EngineConfig(render_process=args.render_process)
+    config = EngineConfig(render_process=not args.in_process)  # as app.py: renders in a child process on a CPU
     engine, card = service.open_engine(args.model, config=config, pca_samples=1000)
     demo = app.build_demo(engine, card, concurrency=args.concurrency, bench_endpoints=True)  # /noop: the baseline
     port = free_port()

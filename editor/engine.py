@@ -17,7 +17,7 @@ Caches (all bounded, all behind their own locks, all keyed by content):
 - the per-latent base styles;
 - rendered frames in a byte-bounded LRU keyed by (latent, edit, resolution).
 
-With `EngineConfig.render_process` (opt-in; app.py: EDITOR_RENDER_PROCESS=1) the synthesis runs in a child process
+With `EngineConfig.render_process` (app.py sets it on a CPU) the synthesis runs in a child process
 holding its own copy of the synthesis network (`editor.render_worker`), clear of the web server's threads; mapping and
 styles stay here.
 
@@ -432,7 +432,7 @@ class EngineConfig:
     #                                    torch's setting
     render_process: bool = False  # on a CPU (fast path): render in a child process with its own copy of the
     #                               synthesis network, so renders do not share the interpreter lock with a web
-    #                               server's threads (editor.render_worker; app.py: EDITOR_RENDER_PROCESS=1)
+    #                               server's threads (editor.render_worker; app.py turns it on)
 
 
 def keep_freed_memory() -> bool:
