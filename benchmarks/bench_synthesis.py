@@ -12,7 +12,7 @@ torch.inference_mode, after `--warmup` untimed calls; reports the median (and mi
 With a reference checkout (`--reference PATH` or $STYLEGAN2_REFERENCE; see benchmarks/_reference.py) NVIDIA's
 generator gets the same weights and ws, its calls are interleaved with ours (order alternating), the ratio is of the
 medians, and the max abs difference of the images is printed. `--malloc keep` applies
-`editor.engine.keep_freed_memory()` (process-wide, so to the reference too) before anything is timed.
+`editor.memory.keep_freed_memory()` (process-wide, so to the reference too) before anything is timed.
 On CUDA the reference behaviour is kept: fp16 for the `num_fp16_res` highest resolutions.
 Results are recorded by hand in docs/benchmarks.md.
 """
@@ -33,7 +33,7 @@ import torch
 from benchmarks._reference import reference_generator, reference_path, reference_synthesis, skip_note
 from editor.checkpoints import load_generator
 from editor.commands._util import parse_range, resolve_device
-from editor.engine import keep_freed_memory
+from editor.memory import keep_freed_memory
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", default=None, metavar="PATH",
                         help="stylegan2-ada-pytorch checkout to compare with (default: $STYLEGAN2_REFERENCE)")
     parser.add_argument("--malloc", choices=["default", "keep"], default="default",
-                        help="keep: editor.engine.keep_freed_memory() first (as the app's engine does)")
+                        help="keep: editor.memory.keep_freed_memory() first (as the app's engine does)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     args = parser.parse_args(argv)
 

@@ -29,7 +29,6 @@ a user's state is an `EditState` value held by the caller (a `gr.State`, an API 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import inspect
 import logging
@@ -37,7 +36,7 @@ import math
 import threading
 import time
 import weakref
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -45,6 +44,7 @@ import numpy as np
 import torch
 
 from editor.directions import condition
+from editor.memory import ByteLRU, keep_freed_memory
 
 log = logging.getLogger("editor.engine")
 
@@ -167,6 +167,11 @@ class Latent:
     seed: int | None = None  # set for sampled latents
     psi: float | None = None  # truncation used for sampled latents
     z: np.ndarray | None = field(default=None, compare=False, repr=False)  # [z_dim] for sampled latents (Z slerp)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory it holds (what the byte-bounded caches count)."""
+        return self.ws.nbytes + (0 if self.z is None else self.z.nbytes) + 256
 
     @staticmethod
     def from_array(ws: Any, num_ws: int, w_dim: int, origin: str = "", **kw) -> "Latent":
@@ -291,68 +296,6 @@ def layer_preset(preset: str, num_ws: int, custom: tuple[int, int] | None = None
 # Caches
 
 
-class ByteLRU:
-    """A thread-safe LRU of numpy arrays (or tuples of tensors/arrays) bounded by total bytes."""
-
-    def __init__(self, max_bytes: int):
-        self.max_bytes = int(max_bytes)
-        self._items: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    @staticmethod
-    def _nbytes(value: Any) -> int:
-        if isinstance(value, np.ndarray):
-            return value.nbytes
-        if isinstance(value, torch.Tensor):
-            return value.element_size() * value.nelement()
-        if isinstance(value, (list, tuple)):
-            return sum(ByteLRU._nbytes(v) for v in value)
-        if isinstance(value, dict):
-            return sum(ByteLRU._nbytes(v) for v in value.values())
-        if isinstance(value, Latent):
-            return value.ws.nbytes + (0 if value.z is None else value.z.nbytes) + 256
-        return 64
-
-    def get(self, key: Any) -> Any | None:
-        with self._lock:
-            item = self._items.get(key)
-            if item is None:
-                self.misses += 1
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
-            return item[0]
-
-    def put(self, key: Any, value: Any) -> None:
-        size = self._nbytes(value)
-        if size > self.max_bytes:
-            return
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._bytes -= old[1]
-            self._items[key] = (value, size)
-            self._bytes += size
-            while self._bytes > self.max_bytes and self._items:
-                _, (_, s) = self._items.popitem(last=False)
-                self._bytes -= s
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0
-
-    @property
-    def nbytes(self) -> int:
-        return self._bytes
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
 def _tree_map(fn: Callable, *trees: Any) -> Any:
     """Apply fn leaf-wise over matching tensors / lists / tuples / dicts (the synthesis network's style format)."""
     first = trees[0]
@@ -433,25 +376,6 @@ class EngineConfig:
     render_process: bool = False  # on a CPU (fast path): render in a child process with its own copy of the
     #                               synthesis network, so renders do not share the interpreter lock with a web
     #                               server's threads (editor.render_worker; app.py turns it on)
-
-
-def keep_freed_memory() -> bool:
-    """Make glibc's malloc keep freed memory in the process for reuse (Linux; process-wide; returns whether applied).
-
-    By default glibc maps every block over 32 MB freshly from the OS and unmaps it when freed, so each render of a
-    512-1024 px generator faults every page of its large activations in again: measured 600k page faults and 1.5 s
-    of system time per FFHQ-1024 synthesis on the project's 2-core CPU. With one arena, no mmap threshold in reach
-    and no trimming, those blocks are reused; the process keeps its peak memory (about 1 GB for FFHQ-1024).
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
-    ok = mallopt(m_mmap_threshold, 1 << 30) == 1
-    ok = mallopt(m_trim_threshold, (1 << 31) - 1) == 1 and ok
-    return mallopt(m_arena_max, 1) == 1 and ok
 
 
 SMALL_GENERATOR_PX = 256  # render_threads=None renders generators up to this size on one thread

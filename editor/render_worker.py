@@ -39,7 +39,7 @@ class WorkerDied(RuntimeError):
 def _serve(conn, threads: int | None, keep_memory: bool, prefix_bytes: int) -> None:
     """The child's loop: receive the network's arguments and weights, build it, then answer render requests until
     the pipe closes."""
-    from editor.engine import ByteLRU, keep_freed_memory
+    from editor.memory import ByteLRU, keep_freed_memory
     from editor.stylegan2 import SynthesisNetwork
 
     try:

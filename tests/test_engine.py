@@ -8,7 +8,6 @@ import torch
 
 from _engine_fixtures import synthetic_bank, tiny_engine, tiny_generator
 from editor.engine import (
-    ByteLRU,
     Direction,
     EditBank,
     EditState,
@@ -17,6 +16,7 @@ from editor.engine import (
     layer_preset,
     slerp,
 )
+from editor.memory import ByteLRU
 
 
 @pytest.fixture(scope="module")
@@ -383,7 +383,7 @@ def test_batches_render_one_sample_at_a_time_on_cpu(engine):
 
 
 def test_keep_freed_memory_reports_whether_applied():
-    from editor.engine import keep_freed_memory
+    from editor.memory import keep_freed_memory
 
     assert isinstance(keep_freed_memory(), bool)  # True with glibc (Linux), False elsewhere; idempotent
 
