@@ -55,9 +55,9 @@ __all__ = [
     "align_photo",
     "crop_to_photo",
     "ffhq_quad",
+    "head_mask",
     "landmarker_for",
     "load_image",
-    "head_mask",
     "paste_back",
     "photo_to_crop",
 ]
@@ -304,7 +304,7 @@ class ToonLandmarker:
     0.5-0.7; noise, flat images: > 3).
 
     Measured (``benchmarks/bench_toon_finder.py``, 256 px photos, docs/photos.md): 64 candidates find 189 of 200
-    held-out toon photos (8 candidates, refined one by one as before: 163), in 0.28 CPU s per photo on one thread.
+    held-out toon photos (8 candidates, as before: 163), in 0.28 CPU s per photo on one thread.
     Many windows must be refined because the refinement converges only from some starts; the misses are mostly faces
     cut by the photo's edge.
     """
@@ -373,14 +373,13 @@ class ToonLandmarker:
         all candidates in one batch per step; degenerate candidates are dropped. -> (landmarks, distances)."""
         dist = np.full(len(lms), np.inf)
         for _ in range(self.refine_steps):
-            kept, quads = [], []
+            quads = []
             for lm in lms:
                 try:
                     quad = ffhq_quad_corners(lm)
                 except ValueError:  # degenerate landmarks
                     continue
                 if np.isfinite(quad).all():
-                    kept.append(lm)
                     quads.append(quad)
             if not quads:
                 return [], np.zeros(0)
