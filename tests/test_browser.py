@@ -26,7 +26,7 @@ import app  # noqa: E402
 from _engine_fixtures import synthetic_bank, tiny_generator  # noqa: E402
 from editor import service  # noqa: E402
 from editor.engine import Direction, EditBank, EditState, Engine, EngineConfig  # noqa: E402
-from editor.ui.common import for_display  # noqa: E402
+from editor.ui.common import upscaled  # noqa: E402
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
@@ -126,7 +126,7 @@ def shown_after(page) -> np.ndarray:
 
 def wait_for_after(page, expected: np.ndarray, what: str) -> None:
     """Wait until the After image is `expected` (an engine render, as displayed), then make sure it stays."""
-    want = for_display(expected)
+    want = upscaled(expected)
     for _ in range(150):
         img = shown_after(page)
         if img.shape == want.shape and np.array_equal(img, want):

@@ -1,16 +1,19 @@
 """The web UI's shared parts without a browser: render order, error classification, display sizes, slider groups,
 and the handlers as Gradio calls them."""
 
+import io
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 gr = pytest.importorskip("gradio")
 
 from _engine_fixtures import tiny_engine  # noqa: E402
 from editor.ui import common  # noqa: E402
-from editor.ui.common import INTERNAL_ERROR, RenderOrder, clean_message, for_display, ui_guard  # noqa: E402
+from editor.ui.common import INTERNAL_ERROR, RenderOrder, clean_message, for_display, ui_guard, upscaled  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +79,32 @@ def test_api_guard_classifies_too():
         refuse()
 
 
-def test_for_display_upscales_small_images_only():
+def test_upscaled_enlarges_small_images_only():
     small = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    big = for_display(small)
+    big = upscaled(small)
     assert big.shape == (384, 384, 3) and big.dtype == np.uint8
     large = np.zeros((512, 512, 3), np.uint8)
-    assert for_display(large) is large
+    assert upscaled(large) is large
+
+
+@pytest.mark.parametrize("use_fpng", [True, False])
+@pytest.mark.parametrize("shape", [(64, 48, 3), (33, 17, 4), (1, 1, 3)])
+def test_display_pngs_are_lossless(use_fpng, shape):
+    if use_fpng and common._fpng is None:
+        pytest.skip("fpng is not installed on this platform")
+    image = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    data = common.display_png(image, use_fpng=use_fpng)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), image)
+
+
+def test_for_display_writes_the_upscaled_image_into_gradios_cache():
+    from gradio.utils import get_upload_folder
+
+    small = np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    path = Path(for_display(small))
+    assert Path(get_upload_folder()).resolve() in path.resolve().parents and path.suffix == ".png"
+    assert np.array_equal(np.asarray(Image.open(path)), upscaled(small))
 
 
 def test_api_reads_only_uploaded_files(tmp_path):

@@ -11,30 +11,22 @@ rendering: the API benchmark's baseline) exists only with `bench_endpoints=True`
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import numpy as np
-from PIL import Image
 from gradio.data_classes import FileData
-from gradio.processing_utils import save_bytes_to_cache
 from gradio.utils import get_upload_folder
 
 from editor import service
 from editor.engine import Engine
-from editor.ui.common import api_guard
-
-API_PNG_LEVEL = 1  # zlib level of the images the API returns: 4x faster to encode than PIL's default 6 (2 vs 9 ms
-#                    at 128 px, 51 vs 116 ms at 1024 px) for files ~1.5x larger; exports keep `recipe.png_bytes`
+from editor.ui.common import api_guard, image_file
 
 
 def _image_file(image: np.ndarray) -> FileData:
-    """An image as a PNG in Gradio's cache (content-addressed, cleaned with the app's cache)."""
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buf, format="PNG", compress_level=API_PNG_LEVEL)
-    return FileData(path=save_bytes_to_cache(buf.getvalue(), "image.png", get_upload_folder()), mime_type="image/png")
+    """An image as a fast PNG in Gradio's cache (`common.image_file`; exports keep `recipe.png_bytes`)."""
+    return FileData(path=image_file(image), mime_type="image/png")
 
 
 def uploaded_path(file: Any) -> str:
