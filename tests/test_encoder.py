@@ -207,3 +207,21 @@ def test_a_new_run_can_start_from_an_exported_encoder(G, tmp_path):
     start = load_encoder(exported, G)
     run_train_encoder(G, tmp_path / "b", cfg, generator_id=gid, init=start, kimg=0.024, log=lambda m: None)
     assert load_encoder(tmp_path / "b" / "encoder.safetensors", G).meta["facts"]["images_seen"] == 24
+
+
+def test_init_warm_starts_from_an_encoder_of_other_weights(G, tmp_path):
+    """`train-encoder --init` takes an encoder trained for other weights of the same architecture (an earlier snapshot
+    of the generator); the new run and its export are bound to the new weights, and the old file stays refused."""
+    from editor.commands import main
+
+    other = load_generator("random:small:4")
+    old = save_encoder(Encoder(_config(other), other.mapping.w_avg), tmp_path / "old.safetensors", model_id(other))
+    out = tmp_path / "run"
+    args = ["train-encoder", "--model", "random:small:3", "--out", str(out), "--resolution", "32", "--batch", "8",
+            "--pool", "16", "--refresh", "2", "--image-batch", "1", "--fp32", "--device", "cpu"]
+    assert main([*args, "--init", str(old), "--kimg", "0.016"]) == 0
+    assert main([*args, "--export", str(tmp_path / "new.safetensors")]) == 0
+    new = load_encoder(tmp_path / "new.safetensors", G)
+    assert new.meta["generator_model_id"] == model_id(G) and new.config == _config(other)
+    with pytest.raises(EncoderError, match="was trained for generator"):
+        load_encoder(old, G)

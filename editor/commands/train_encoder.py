@@ -37,7 +37,9 @@ def add_arguments(parser) -> None:
     add_run_length_arguments(parser, eval_minutes=10.0)
     parser.add_argument("--device", default="auto", help="cpu | cuda | auto (default auto)")
     parser.add_argument("--init", metavar="FILE", default=None,
-                        help="start a new run from an exported encoder (e.g. the bundled one; Adam starts fresh)")
+                        help="start a new run from an exported encoder (e.g. the bundled one; Adam starts fresh). "
+                             "It may have been trained for other weights of the same architecture (an earlier "
+                             "snapshot of the generator): a warm start, not a shortcut around training")
     parser.add_argument("--export", metavar="FILE", default=None,
                         help="write the run's encoder as a float16 file (e.g. <checkpoint dir>/encoder.safetensors)")
 
@@ -77,7 +79,7 @@ def run(args) -> int:
                              image_batch=args.image_batch, pool=args.pool, refresh=args.refresh,
                              photo_share=photo_share, align_jitter=args.align_jitter)
     stop = stop_on_signals()  # finish the step, then snapshot
-    init = load_encoder(args.init, G) if args.init else None
+    init = load_encoder(args.init) if args.init else None  # no model_id check: a warm start (see --init)
     if init is not None and args.resume:
         raise CommandError("--init starts a new run; --resume continues one: give one of them")
     path = run_train_encoder(G, args.out, cfg, generator_id=gid, world=world, resume=args.resume, init=init, minutes=args.minutes,
