@@ -170,3 +170,19 @@ def test_truth_labeller_follows_the_model_it_labels(tmp_path):
     lab = make_labeler("truth", model=tmp_path)
     assert (lab.z_dim, lab.world_seed, lab.strength) == (96, 3, 0.5)
     assert lab(None, [5])["smiling"][0] == LatentWorld(96, 3, 0.5).attributes(z_from_seeds([5], 96))[0]["smiling"]
+
+
+def test_a_resumed_run_can_lower_its_learning_rate(tmp_path):
+    import json
+
+    from editor.train.distill import run_distill
+
+    run_distill(_tiny_cfg(feature_weight=0.0), tmp_path, kimg=0.008, eval_count=4)
+    run_distill(None, tmp_path, resume=True, lr=5e-4, kimg=0.016, eval_count=4)
+    d = Distiller.from_state(tmp_path / STATE_FILE)
+    assert d.nimg == 16 and d.cfg.lr == 5e-4 and all(g["lr"] == 5e-4 for g in d.opt.param_groups)
+    assert json.loads((tmp_path / "distill_config.json").read_text())["lr"] == 5e-4
+    changes = [r for r in map(json.loads, (tmp_path / "log.jsonl").read_text().splitlines()) if "lr" in r]
+    assert changes == [{"kimg": 0.008, "lr": 5e-4, "was": 0.002}]
+    with pytest.raises(ValueError, match="lr must be positive"):
+        run_distill(None, tmp_path, resume=True, lr=-1.0, kimg=0.02, eval_count=4)

@@ -24,7 +24,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--config", default="toon-128", help="network configuration (editor.stylegan2.CONFIGS)")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=0.002)
+    parser.add_argument("--lr", type=float, default=None,
+                        help="Adam learning rate (default 0.002); with --resume: lower the run's from here on "
+                             "(a step decay for the last part of a long run)")
     parser.add_argument("--feature-weight", type=float, default=None,
                         help="weight of the attribute-model feature term (default 1.0; 0 = pixels only)")
     parser.add_argument("--mapping-pretrain-kimg", type=float, default=0.0,
@@ -60,7 +62,7 @@ def run(args) -> int:
         raise CommandError(f"unknown --config {args.config!r}; known: {', '.join(CONFIGS)}")
     cfg = None
     if not args.resume:
-        cfg = DistillConfig(network=CONFIGS[args.config], batch=args.batch, lr=args.lr, ema_kimg=args.ema_kimg,
+        cfg = DistillConfig(network=CONFIGS[args.config], batch=args.batch, lr=args.lr or 0.002, ema_kimg=args.ema_kimg,
                             seed=args.seed, world_seed=args.world_seed, compile=not args.no_compile,
                             low_res_kimg=args.low_res_kimg, mapping_pretrain_kimg=args.mapping_pretrain_kimg,
                             bf16=not args.fp32)
@@ -79,7 +81,8 @@ def run(args) -> int:
             print("eval", {k: round(v, 4) if isinstance(v, float) else v for k, v in info.items() if k != "event"},
                   flush=True)
 
-    summary = run_distill(cfg, args.out, resume=args.resume, minutes=args.minutes, kimg=args.kimg,
+    summary = run_distill(cfg, args.out, resume=args.resume, lr=args.lr if args.resume else None,
+                          minutes=args.minutes, kimg=args.kimg,
                           snapshot_minutes=args.snap_minutes, eval_minutes=args.eval_minutes, progress=show,
                           should_stop=should_stop)
     print(f"done: {summary['kimg']:.1f} kimg, l1 {summary['l1']:.4f}, judge agreement {summary['judge_acc_mean']:.3f}")

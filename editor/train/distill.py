@@ -289,12 +289,14 @@ def evaluate_generator(G, world: LatentWorld, z: np.ndarray, judge=None, renders
 # The run
 
 
-def run_distill(cfg: DistillConfig | None, out: str | os.PathLike, *, resume: bool = False, minutes: float | None = None,
+def run_distill(cfg: DistillConfig | None, out: str | os.PathLike, *, resume: bool = False, lr: float | None = None,
+                minutes: float | None = None,
                 kimg: float | None = None, snapshot_minutes: float = 10.0, eval_minutes: float = 15.0,
                 eval_count: int = 256, report_seconds: float = 60.0,
                 progress: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None) -> dict:
     """Train until ``kimg`` (total images seen) or ``minutes`` (of this call) or ``should_stop()``; snapshots and
-    evaluations on the way and at the end. Returns the last evaluation with kimg and seconds."""
+    evaluations on the way and at the end. Returns the last evaluation with kimg and seconds. ``lr`` with ``resume``:
+    continue at this learning rate (stored in the run's config; log.jsonl records the change)."""
     from editor.checkpoints import save_generator
 
     out = Path(out)
@@ -303,6 +305,14 @@ def run_distill(cfg: DistillConfig | None, out: str | os.PathLike, *, resume: bo
         if not state_path.is_file():
             raise FileNotFoundError(f"nothing to resume: {state_path} does not exist")
         d = Distiller.from_state(state_path)
+        if lr is not None and lr != d.cfg.lr:
+            if not lr > 0:
+                raise ValueError(f"lr must be positive, got {lr}")
+            with open(out / "log.jsonl", "a") as f:
+                f.write(json.dumps({"kimg": d.nimg / 1000, "lr": lr, "was": d.cfg.lr}) + "\n")
+            d.cfg = replace(d.cfg, lr=lr)
+            for group in d.opt.param_groups:
+                group["lr"] = lr
     else:
         if state_path.exists():
             raise ValueError(f"{out} already holds a run; resume it or choose another directory")
