@@ -112,13 +112,15 @@ def run_clients(url: str, kind: str, calls: int, clients: int, edits: int, previ
     for _ in range(3):  # warm-up
         for api in ("/edit", "/noop"):
             client.predict(api, recipe, json.dumps({attr: 0.1}), "", "", "", preview)
-    edit_t, noop_t = [], []
+    edit_t, noop_t, edit_spans = [], [], []
     for i in range(calls):
         edits_json = json.dumps({attr: round(float(rng.uniform(-3, 3)), 4)})  # a new value: a cache miss
         for api in (("/edit", "/noop") if i % 2 == 0 else ("/noop", "/edit")):
-            t0 = time.perf_counter()
+            t0, w0 = time.perf_counter(), time.time()
             client.predict(api, recipe, edits_json, "", "", "", preview)
             (edit_t if api == "/edit" else noop_t).append(time.perf_counter() - t0)
+            if api == "/edit":
+                edit_spans.append((w0, time.time()))
 
     lat, errors, lock = [], [], threading.Lock()
 
@@ -146,8 +148,8 @@ def run_clients(url: str, kind: str, calls: int, clients: int, edits: int, previ
         for t in threads:
             t.join()
         spans.append((t0, time.time(), time.process_time() - c0))
-    return {"attr": attr, "recipe": recipe, "edit": edit_t, "noop": noop_t, "concurrent": lat, "errors": errors,
-            "spans": spans}
+    return {"attr": attr, "recipe": recipe, "edit": edit_t, "noop": noop_t, "edit_spans": edit_spans,
+            "concurrent": lat, "errors": errors, "spans": spans}
 
 
 class CpuSampler:
@@ -176,6 +178,33 @@ class CpuSampler:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Server side (this process)
+
+
+class RenderLog:
+    """Wraps `engine.render` to record when each render ran (time.time spans): the API's cost over the engine can
+    then be paired per request (client-seen /edit time minus the renders inside it), which load drift cannot bias."""
+
+    def __init__(self, engine):
+        self.spans: list[tuple[float, float]] = []
+        self._render = engine.render
+        engine.render = self
+
+    def __call__(self, *args, **kwargs):
+        t0 = time.time()
+        try:
+            return self._render(*args, **kwargs)
+        finally:
+            self.spans.append((t0, time.time()))
+
+    def paired_overhead(self, edit_spans) -> tuple[list[float], list[float]]:
+        """Per /edit call: (API time - render time inside it) in seconds, and that as a share of the render time."""
+        over, share = [], []
+        for s0, s1 in edit_spans:
+            inside = sum(r1 - r0 for r0, r1 in self.spans if r0 >= s0 and r1 <= s1)
+            if inside > 0:
+                over.append((s1 - s0) - inside)
+                share.append(((s1 - s0) - inside) / inside)
+        return over, share
 
 
 def engine_latency(engine, recipe: str, attr: str, n: int, preview: bool) -> tuple[list[float], list[float]]:
@@ -210,6 +239,8 @@ def main() -> None:
                         "(app.py with EDITOR_RENDER_PROCESS=0; default: a render process, as app.py)")
     parser.add_argument("--concurrency", type=int, default=4, help="the app's default concurrency limit (app.py "
                         "--concurrency, default 4)")
+    parser.add_argument("--render-threads", type=int, default=None,
+                        help="torch threads per render (EngineConfig.render_threads; default: the engine's choice)")
     parser.add_argument("--client-process", default=None, help=argparse.SUPPRESS)  # internal: URL to drive
     args = parser.parse_args()
 
@@ -223,8 +254,10 @@ def main() -> None:
 
     from editor.engine import EngineConfig
 
-    config = EngineConfig(render_process=not args.in_process)  # as app.py: renders in a child process on a CPU
+    config = EngineConfig(render_process=not args.in_process,  # as app.py: renders in a child process on a CPU
+                          render_threads=args.render_threads)
     engine, card = service.open_engine(args.model, config=config, pca_samples=1000)
+    render_log = RenderLog(engine)
     demo = app.build_demo(engine, card, concurrency=args.concurrency, bench_endpoints=True)  # /noop: the baseline
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
@@ -242,6 +275,7 @@ def main() -> None:
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         sampler.stop()
         rss1 = rss_mb()
+        over, share = render_log.paired_overhead(r["edit_spans"])
         render_t, service_t = engine_latency(engine, r["recipe"], r["attr"], max(20, args.calls // 2), args.preview)
     finally:
         demo.close()
@@ -256,7 +290,11 @@ def main() -> None:
     print(f"| /edit | {pct(r['edit'], 50):.1f} | {pct(r['edit'], 95):.1f} |")
     print(f"| /noop | {pct(r['noop'], 50):.1f} | {pct(r['noop'], 95):.1f} |")
     print(f"| /edit − /noop (paired) | {pct(diff, 50):.1f} | {pct(diff, 95):.1f} |")
-    print(f"| **API over the engine** (/edit p50 − render p50) | **{pct(r['edit'], 50) - 1000 * eng:.1f}** | |\n")
+    print(f"| **API over the engine** (/edit p50 − render p50) | **{pct(r['edit'], 50) - 1000 * eng:.1f}** | |")
+    if over:
+        print(f"| **API over the engine, paired per request** (/edit − the render inside it) | **{pct(over, 50):.1f}** "
+              f"({100 * statistics.median(share):.1f} % of the render) | {pct(over, 95):.1f} |")
+    print()
     if not args.clients * args.edits or args.rounds < 1:  # --clients 0: the serial comparison only
         return
     rounds = []
