@@ -743,7 +743,11 @@ def paste_back(photo: np.ndarray, aligned: AlignedFace, edited: np.ndarray, feat
     edit is pasted: the photo gets ``mask * (edited - reference)`` added, so every pixel the edit leaves alone stays
     the photo's own (its sharpness, colours and background: no seam, no blur, and no colour shift to match), and
     an edit that changes nothing returns the photo unchanged. Without it the generated crop replaces the photo inside
-    the mask.
+    the mask. With it and ``region='head'``, an edit that reaches past the ellipse (hair grown to the shoulders, a
+    beard below the chin) is not cut off: where it changes the crop by more than ``EDIT_OUTSIDE_HEAD_LEVELS`` (after
+    a light blur), outside the ellipse, the edited pixels replace the photo's (adding the change there would tint
+    the new hair with the room behind it); an edit's faint change of the generated backdrop stays below that and
+    leaves the room alone.
     """
     from PIL import Image
     from scipy.ndimage import gaussian_filter
@@ -794,11 +798,38 @@ def paste_back(photo: np.ndarray, aligned: AlignedFace, edited: np.ndarray, feat
         delta = edited.astype(np.float32) - reference.astype(np.float32)  # [S, S, 3]
         moved = np.stack([np.asarray(Image.fromarray(delta[..., c], mode="F").transform(
             size, Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BICUBIC)) for c in range(3)], axis=-1)
-    mask = np.asarray(Image.fromarray(m).transform(size, Image.Transform.AFFINE, coeffs,
-                                                             resample=Image.Resampling.BILINEAR), np.float32)
-    mask = np.clip(mask, 0.0, 1.0)[..., None]
+    def warp_mask(a: np.ndarray) -> np.ndarray:
+        a = Image.fromarray(a).transform(size, Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR)
+        return np.clip(np.asarray(a, np.float32), 0.0, 1.0)[..., None]
+
+    mask = warp_mask(m)
     out = photo.copy()
-    region = out[y0:y1, x0:x1].astype(np.float32)
-    change = (warped - region) if reference is None else moved
-    out[y0:y1, x0:x1] = np.clip(np.rint(region + change * mask), 0, 255).astype(np.uint8)
+    crop = out[y0:y1, x0:x1].astype(np.float32)
+    change = (warped - crop) if reference is None else moved
+    blended = crop + change * mask
+    if reference is not None and region == "head":
+        beyond = _edit_beyond(edited, reference, m, feather)
+        if beyond.any():
+            replace = warp_mask(beyond)
+            whole = np.asarray(Image.fromarray(edited).transform(size, Image.Transform.AFFINE, coeffs,
+                                                                 resample=Image.Resampling.BICUBIC), np.float32)
+            blended = blended * (1.0 - replace) + whole * replace
+    out[y0:y1, x0:x1] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     return out
+
+
+EDIT_OUTSIDE_HEAD_LEVELS = (12.0, 24.0)  # mean |change| per pixel (of 255) where pasting outside the head starts / is full
+
+
+def _edit_beyond(edited: np.ndarray, reference: np.ndarray, head: np.ndarray, feather: float) -> np.ndarray:
+    """Where an edit changes the crop strongly outside the head ellipse ``head``: float32 ``[S, S]`` in [0, 1]."""
+    from scipy.ndimage import gaussian_filter
+
+    s = edited.shape[0]
+    diff = np.abs(edited.astype(np.float32) - reference.astype(np.float32)).mean(axis=-1)
+    diff = gaussian_filter(diff, sigma=max(0.01 * s, 0.5))
+    lo, hi = EDIT_OUTSIDE_HEAD_LEVELS
+    strong = np.clip((diff - lo) / (hi - lo), 0.0, 1.0)
+    if feather > 0 and strong.any():
+        strong = np.clip(gaussian_filter(strong, sigma=s * feather / 8), 0.0, 1.0)
+    return (strong * (1.0 - head)).astype(np.float32)

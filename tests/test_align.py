@@ -152,6 +152,23 @@ def test_paste_back_head_region_leaves_the_room_around_the_head():
         paste_back(r.image, aligned, white, region="face")
 
 
+def test_paste_back_keeps_an_edit_that_reaches_past_the_head():
+    """Hair grown past the head ellipse is pasted (as the edited pixels), a faint change of the backdrop is not."""
+    r = tf.render(5, 256, "photo")
+    aligned = align_face(r.image, r.landmarks, 64)
+    recon = aligned.image
+    corner = np.round(crop_to_photo(np.array([6.0, 58.0]), aligned.quad, 64)).astype(int)  # lower left: outside
+    hair = recon.copy()
+    hair[48:64, 0:16] = (40, 20, 10)  # dark hair down to the shoulder
+    out = paste_back(r.image, aligned, hair, reference=recon)
+    assert np.abs(out[corner[1], corner[0]].astype(int) - (40, 20, 10)).max() <= 12
+    faint = np.clip(recon.astype(int) + 6, 0, 255).astype(np.uint8)  # the backdrop a little lighter everywhere
+    out = paste_back(r.image, aligned, faint, reference=recon)
+    assert np.array_equal(out[corner[1], corner[0]], r.image[corner[1], corner[0]])
+    cx, cy = np.round(crop_to_photo(aligned.landmarks_in_crop()[:2].mean(axis=0), aligned.quad, 64)).astype(int)
+    assert np.abs(out[cy, cx].astype(int) - r.image[cy, cx].astype(int) - 6).max() <= 1  # inside: the edit added
+
+
 def test_paste_back_places_the_edit_inside_the_quad():
     r = tf.render(7, 256, "photo")
     aligned = align_face(r.image, r.landmarks, 64)
