@@ -84,6 +84,8 @@ def main() -> None:
     p.add_argument("--slider-faces", type=int, default=200, help="faces per attribute and sign (0: skip sliders)")
     p.add_argument("--strips", default=None, help="image of the default sliders at -3..+3 sigma on 8 faces")
     p.add_argument("--strip-attributes", default=None, help="comma-separated sliders for --strips (default: binary)")
+    p.add_argument("--bank", default=None, help="direction bank for the sliders (default: the model's, as the app)")
+    p.add_argument("--method", default=None, help="direction method for the sliders (default: the app's 'auto')")
     args = p.parse_args()
 
     from editor.attributes import load_attribute_model
@@ -98,7 +100,8 @@ def main() -> None:
     except ValueError as exc:  # not distilled: no truth, only the sliders can be measured
         world = None
         print(f"note: {exc}")
-    out: dict = {"model": args.model, "num": args.num, "resolution": G.img_resolution, "bar": {}}
+    out: dict = {"model": args.model, "num": args.num, "resolution": G.img_resolution, "bank": args.bank,
+                 "method": args.method, "bar": {}}
     pr = None
     if world is not None:
         pr = quality(G, world, judge, args.num, out, args.sheet)
@@ -106,9 +109,10 @@ def main() -> None:
     if args.slider_faces or args.strips:  # the app's own engine: the model's bank and default settings
         from editor.service import open_engine
 
-        engine, card = open_engine(args.model)
+        engine, card = open_engine(args.model, bank=args.bank)
     if args.slider_faces:
-        out["sliders"] = slider_bar(engine, card, judge, renders_judged=pr, faces=args.slider_faces)
+        out["sliders"] = slider_bar(engine, card, judge, renders_judged=pr, faces=args.slider_faces,
+                                    method=args.method)
         out["bar"]["sliders"] = out["sliders"]["pass"]
     if args.strips:
         names = [a for a in args.strip_attributes.split(",") if a] if args.strip_attributes else None
@@ -131,13 +135,14 @@ SLIDER_SEED = 32_000_000
 PSI = 0.7
 
 
-def _render_edits(engine, seeds, sliders: dict, locked=()) -> np.ndarray:
+def _render_edits(engine, seeds, sliders: dict, locked=(), method: str | None = None) -> np.ndarray:
     from editor.engine import EditState
 
-    return np.stack([engine.render(EditState.create(engine.sample(s, PSI), sliders, locked=locked)) for s in seeds])
+    return np.stack([engine.render(EditState.create(engine.sample(s, PSI), sliders, method=method, locked=locked))
+                     for s in seeds])
 
 
-def slider_bar(engine, card, judge, renders_judged, faces: int) -> dict:
+def slider_bar(engine, card, judge, renders_judged, faces: int, method: str | None = None) -> dict:
     """The default sliders' success, leakage and identity numbers (see the module docstring)."""
     from editor.toonfaces import ATTRIBUTES
 
@@ -164,7 +169,7 @@ def slider_bar(engine, card, judge, renders_judged, faces: int) -> dict:
             if len(idx) == 0:
                 continue
             seeds = [pool[i] for i in idx]
-            edited = _render_edits(engine, seeds, {name: sign})
+            edited = _render_edits(engine, seeds, {name: sign}, method=method)
             pe = judge.predict(edited)
             le = {k: v.numpy() for k, v in pe.labels().items()}
             r = {"faces": len(idx), "success": float((le[name] == want).mean()), "keep": {}, "locked_keep": {}}
@@ -174,7 +179,7 @@ def slider_bar(engine, card, judge, renders_judged, faces: int) -> dict:
                 r["keep"][other] = float((le[other] == lb[other][idx]).mean())
             for other in binary:
                 if (name, other) in CORRELATED and other in engine.bank.attributes:
-                    locked = _render_edits(engine, seeds, {name: sign}, locked=[other])
+                    locked = _render_edits(engine, seeds, {name: sign}, locked=[other], method=method)
                     ll = judge.predict(locked).labels()
                     r["locked_keep"][other] = float((ll[other].numpy() == lb[other][idx]).mean())
                     r.setdefault("locked_success", {})[other] = float((ll[name].numpy() == want).mean())

@@ -27,6 +27,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lr", type=float, default=None,
                         help="Adam learning rate (default 0.002); with --resume: lower the run's from here on "
                              "(a step decay for the last part of a long run)")
+    parser.add_argument("--adv-weight", type=float, default=None,
+                        help="weight of the adversarial term that sharpens the regression (default 0: none); with "
+                             "--resume: switch it on or change it for the rest of the run")
     parser.add_argument("--feature-weight", type=float, default=None,
                         help="weight of the attribute-model feature term (default 1.0; 0 = pixels only)")
     parser.add_argument("--mapping-pretrain-kimg", type=float, default=0.0,
@@ -68,6 +71,9 @@ def run(args) -> int:
                             bf16=not args.fp32)
         if args.feature_weight is not None:
             cfg = replace(cfg, feature_weight=args.feature_weight)
+        if args.adv_weight is not None:
+            cfg = replace(cfg, adv_weight=args.adv_weight)
+    changes = {k: v for k, v in (("lr", args.lr), ("adv_weight", args.adv_weight)) if v is not None}
     should_stop = stop_on_signals()  # finish the step, then snapshot
 
     def show(info: dict) -> None:
@@ -75,13 +81,15 @@ def run(args) -> int:
             r2 = f"  held-out R^2 {info['r2']:.4f}" if "r2" in info else ""
             print(f"mapping pretraining: {info['n']} latents  loss {info['loss']:.4f}{r2}", flush=True)
         elif info["event"] == "tick":
+            adv = (f"  g_adv {info['g_adv']:.3f}  D real/fake {info['d_real']:+.2f}/{info['d_fake']:+.2f}"
+                   if "g_adv" in info else "")
             print(f"kimg {info['kimg']:8.2f}  it {info['it']:6d}  {info['img_s']:5.1f} img/s  loss {info['loss']:.4f}"
-                  f"  l1 {info['l1']:.4f}  feat {info['feat']:.4f}", flush=True)
+                  f"  l1 {info['l1']:.4f}  feat {info['feat']:.4f}{adv}", flush=True)
         else:
             print("eval", {k: round(v, 4) if isinstance(v, float) else v for k, v in info.items() if k != "event"},
                   flush=True)
 
-    summary = run_distill(cfg, args.out, resume=args.resume, lr=args.lr if args.resume else None,
+    summary = run_distill(cfg, args.out, resume=args.resume, changes=changes if args.resume else None,
                           minutes=args.minutes, kimg=args.kimg,
                           snapshot_minutes=args.snap_minutes, eval_minutes=args.eval_minutes, progress=show,
                           should_stop=should_stop)
