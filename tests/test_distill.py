@@ -189,17 +189,31 @@ def test_a_resumed_run_can_lower_its_learning_rate_and_add_the_adversary(tmp_pat
         run_distill(None, tmp_path, resume=True, changes={"lr": -1.0}, kimg=0.02, eval_count=4)
     with pytest.raises(ValueError, match="cannot change"):
         run_distill(None, tmp_path, resume=True, changes={"batch": 8}, kimg=0.02, eval_count=4)
+    run_distill(None, tmp_path, resume=True, changes={"adv_patch": 16}, kimg=0.02, eval_count=4)  # a new D shape
+    assert Distiller.from_state(tmp_path / STATE_FILE).D.img_resolution == 16
+    with pytest.raises(ValueError, match="adv_patch"):
+        _tiny_cfg(adv_patch=12)
 
 
 def test_the_adversary_learns_to_tell_renders_and_resumes_exactly(tmp_path):
-    """With adv_weight > 0 a discriminator trains beside G (its state saved and restored exactly); on a tiny run
-    its scores separate the renders from the generated faces."""
-    a = Distiller(_tiny_cfg(feature_weight=0.0, adv_weight=0.1, d_reg_interval=2))
-    stats = [a.step() for _ in range(12)]
+    """With adv_weight > 0 a discriminator trains beside G on patches (its state saved and restored exactly): on a
+    fixed batch its loss falls, and its verdict changes G's update."""
+    a = Distiller(_tiny_cfg(feature_weight=0.0, adv_weight=0.1, d_reg_interval=2, adv_patch=16))
+    assert a.D.img_resolution == 16 and a._crop(torch.zeros(4, 3, 32, 32), a._crops(0)).shape == (4, 3, 16, 16)
+    stats = [a.step() for _ in range(4)]
     assert all({"g_adv", "d_loss", "d_real", "d_fake"} <= set(s) for s in stats)
     assert any("r1" in s for s in stats) and all(np.isfinite(s["d_loss"]) for s in stats)
-    assert np.mean([s["d_real"] - s["d_fake"] for s in stats[-4:]]) > np.mean([s["d_real"] - s["d_fake"]
-                                                                                for s in stats[:2]])
+    z = a.latents(1000)
+    with torch.no_grad():
+        fake = a._crop(a.G(torch.from_numpy(z), None, noise_mode="const"), a._crops(1000))
+    real = a._crop(a.targets(z), a._crops(1000, real=True))
+    losses = [a._discriminator_step(fake, real, k=1)["d_loss"] for _ in range(20)]
+    assert losses[-1] < losses[0] - 0.1, losses
+    plain = Distiller(_tiny_cfg(feature_weight=0.0))
+    adv = Distiller(_tiny_cfg(feature_weight=0.0, adv_weight=0.1))
+    adv.G.load_state_dict(plain.G.state_dict())
+    plain.step(), adv.step()
+    assert any(not torch.equal(p, q) for p, q in zip(plain.G.parameters(), adv.G.parameters()))
     b = Distiller(_tiny_cfg(feature_weight=0.0, adv_weight=0.1, d_reg_interval=2))
     for _ in range(6):
         b.step()

@@ -30,6 +30,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--adv-weight", type=float, default=None,
                         help="weight of the adversarial term that sharpens the regression (default 0: none); with "
                              "--resume: switch it on or change it for the rest of the run")
+    parser.add_argument("--adv-patch", type=int, default=None,
+                        help="the adversary judges random crops of this side (default 0: whole images)")
+    parser.add_argument("--d-channel-base", type=int, default=None,
+                        help="the discriminator's channel_base (default: the generator's)")
     parser.add_argument("--feature-weight", type=float, default=None,
                         help="weight of the attribute-model feature term (default 1.0; 0 = pixels only)")
     parser.add_argument("--mapping-pretrain-kimg", type=float, default=0.0,
@@ -71,9 +75,10 @@ def run(args) -> int:
                             bf16=not args.fp32)
         if args.feature_weight is not None:
             cfg = replace(cfg, feature_weight=args.feature_weight)
-        if args.adv_weight is not None:
-            cfg = replace(cfg, adv_weight=args.adv_weight)
-    changes = {k: v for k, v in (("lr", args.lr), ("adv_weight", args.adv_weight)) if v is not None}
+    changes = {k: v for k, v in (("lr", args.lr), ("adv_weight", args.adv_weight), ("adv_patch", args.adv_patch),
+                                 ("d_channel_base", args.d_channel_base)) if v is not None}
+    if cfg is not None:
+        cfg = replace(cfg, **{k: v for k, v in changes.items() if k != "lr"})
     should_stop = stop_on_signals()  # finish the step, then snapshot
 
     def show(info: dict) -> None:
