@@ -92,13 +92,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20, help="renders of each kind (1024 px: a quarter, >= 5)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--preview-dtype", default="auto", choices=["auto", "float32", "bfloat16"])
+    parser.add_argument("--preview-resolution", type=int, default=256,
+                        help="largest preview block (EngineConfig.preview_resolution; app.py lowers it to fit "
+                             "EDITOR_PREVIEW_BUDGET_S)")
     parser.add_argument("--no-keep-freed-memory", action="store_true",
                         help="leave glibc's malloc settings alone (EngineConfig.keep_freed_memory=False)")
     parser.add_argument("--reference", default=None, metavar="PATH",
                         help="stylegan2-ada-pytorch checkout (default: $STYLEGAN2_REFERENCE)")
     args = parser.parse_args()
     ref_path = reference_path(args.reference)
-    engine_config = EngineConfig(preview_dtype=args.preview_dtype, keep_freed_memory=not args.no_keep_freed_memory)
+    engine_config = EngineConfig(preview_dtype=args.preview_dtype, keep_freed_memory=not args.no_keep_freed_memory,
+                                 preview_resolution=args.preview_resolution)
     print(f"torch {torch.__version__}; load average before: {os.getloadavg()[0]:.1f}; torch threads {args.threads}; "
           f"keep_freed_memory {engine_config.keep_freed_memory}")
     print("CPU ms = this thread's CPU time (meaningful with --threads 1, where it does not depend on other load); "
@@ -110,6 +114,7 @@ def main() -> None:
           "/ p95 ms | bare synthesis p50 ms | engine − bare (full W) ms | reference synthesis p50 ms | preview / "
           "full W / full fine ÷ reference | cache hit p50 ms |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
+    cpu_rows = []
     for config in args.configs:
         reps = args.repeats if "1024" not in config else max(5, args.repeats // 4)
         r = bench(config, reps, args.threads, ref_path, engine_config)
@@ -124,6 +129,17 @@ def main() -> None:
               f"{med['full_fine']:.1f} / {percentile(ms['full_fine'], 95):.1f} | {med['bare']:.1f} | "
               f"{statistics.median(np.subtract(ms['full_w'], ms['bare'])):.1f} | "
               f"{f'{ref:.1f}' if ref else '–'} | {ratios} | {med['hit']:.3f} |", flush=True)
+        cpu = {k: statistics.median(r[k + "_cpu"]) * 1000 for k in KINDS if r[k + "_cpu"]}
+        ref_cpu = cpu.get("reference")
+        cpu_rows.append(f"| {config} | {r['preview_px']} px | {cpu['preview']:.0f} | {cpu['full_w']:.0f} | "
+                        f"{cpu['full_fine']:.0f} | {cpu['bare']:.0f} | {f'{ref_cpu:.0f}' if ref_cpu else '–'} | "
+                        + (f"{cpu['preview'] / ref_cpu:.2f} / {cpu['full_w'] / ref_cpu:.2f} / "
+                           f"{cpu['full_fine'] / ref_cpu:.2f} |" if ref_cpu else "– |"))
+    print("\nThe same in this thread's CPU time (p50 ms; robust to other load with --threads 1):\n")
+    print("| generator | preview | preview | full W | full W+ fine | bare | reference | preview / full W / fine ÷ "
+          "reference |")
+    print("|---|---|---|---|---|---|---|---|")
+    print("\n".join(cpu_rows))
 
 
 if __name__ == "__main__":
