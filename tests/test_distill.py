@@ -141,6 +141,20 @@ def test_portable_state_round_trip(tmp_path):
     for p, q in zip(d.G_ema.state_dict().values(), e.G_ema.state_dict().values()):
         torch.testing.assert_close(p, q, atol=2e-3, rtol=2e-3)
     e.step()  # fresh Adam moments work
+    assert not (tmp_path / "portable" / "D.safetensors").exists()
+
+
+def test_portable_state_carries_the_adversary(tmp_path):
+    d = Distiller(_tiny_cfg(feature_weight=0.0, adv_weight=0.1, adv_patch=16))
+    d.step()
+    (tmp_path / "run").mkdir()
+    d.save(tmp_path / "run" / STATE_FILE)
+    export_portable(tmp_path / "run", tmp_path / "portable")
+    import_portable(tmp_path / "portable", tmp_path / "run2")
+    e = Distiller.from_state(tmp_path / "run2" / STATE_FILE)
+    for p, q in zip(d.D.state_dict().values(), e.D.state_dict().values()):
+        torch.testing.assert_close(p, q, atol=2e-3, rtol=2e-3)
+    e.step()
 
 
 def test_truth_labeller_returns_the_attributes_of_t():

@@ -322,7 +322,8 @@ class Distiller:
         same_d = (saved.adv_patch, saved.d_channel_base) == (self.cfg.adv_patch, self.cfg.d_channel_base)
         if self.D is not None and state.get("D") is not None and same_d:
             self.D.load_state_dict(state["D"], strict=True)
-            self.d_opt.load_state_dict(state["d_opt"])
+            if state.get("d_opt") is not None:
+                self.d_opt.load_state_dict(state["d_opt"])
         if self.d_opt is not None:
             ratio = self.cfg.d_reg_interval / (self.cfg.d_reg_interval + 1)
             for group in self.d_opt.param_groups:
@@ -502,13 +503,17 @@ def run_distill(cfg: DistillConfig | None, out: str | os.PathLike, *, resume: bo
 
 
 def export_portable(run: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """G and G_ema of a run as float16 safetensors plus the config and counters (``dest/portable.json``)."""
+    """G, G_ema (and D when the run has an adversary) as float16 safetensors plus the config and counters
+    (``dest/portable.json``)."""
     from safetensors.torch import save_file
 
     run, dest = Path(run), Path(dest)
     state = torch.load(run / STATE_FILE, map_location="cpu", weights_only=True)
     dest.mkdir(parents=True, exist_ok=True)
-    for net in ("G", "G_ema"):
+    for net in ("G", "G_ema", "D"):
+        if net not in state:  # no adversary in this run
+            (dest / f"{net}.safetensors").unlink(missing_ok=True)
+            continue
         tensors = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state[net].items()}
         tmp = dest / f"{net}.safetensors.part"
         save_file(tensors, str(tmp))
@@ -536,6 +541,9 @@ def import_portable(src: str | os.PathLike, run: str | os.PathLike) -> Path:
              "G_ema": {k: v.float() if v.is_floating_point() else v
                        for k, v in load_file(str(src / "G_ema.safetensors")).items()},
              "opt": None, "nimg": meta["nimg"], "it": meta["it"], "seconds": meta["seconds"]}
+    if (src / "D.safetensors").is_file() and d.D is not None:  # the adversary's discriminator (fresh Adam too)
+        state["D"] = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(src / "D.safetensors")).items()}
+        state["d_opt"] = None
     d.load_state_dict(state)
     run.mkdir(parents=True, exist_ok=True)
     d.cfg = DistillConfig.from_json(meta["config"])
