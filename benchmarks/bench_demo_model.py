@@ -86,6 +86,7 @@ def main() -> None:
     p.add_argument("--strip-attributes", default=None, help="comma-separated sliders for --strips (default: binary)")
     p.add_argument("--bank", default=None, help="direction bank for the sliders (default: the model's, as the app)")
     p.add_argument("--method", default=None, help="direction method for the sliders (default: the app's 'auto')")
+    p.add_argument("--alpha", type=float, default=3.0, help="slider value of the edits, in sigma (the bar: 3)")
     args = p.parse_args()
 
     from editor.attributes import load_attribute_model
@@ -112,7 +113,8 @@ def main() -> None:
         engine, card = open_engine(args.model, bank=args.bank)
     if args.slider_faces:
         out["sliders"] = slider_bar(engine, card, judge, renders_judged=pr, faces=args.slider_faces,
-                                    method=args.method)
+                                    method=args.method, alpha=args.alpha)
+        out["sliders"]["alpha"] = args.alpha
         out["bar"]["sliders"] = out["sliders"]["pass"]
     if args.strips:
         names = [a for a in args.strip_attributes.split(",") if a] if args.strip_attributes else None
@@ -142,7 +144,7 @@ def _render_edits(engine, seeds, sliders: dict, locked=(), method: str | None = 
                      for s in seeds])
 
 
-def slider_bar(engine, card, judge, renders_judged, faces: int, method: str | None = None) -> dict:
+def slider_bar(engine, card, judge, renders_judged, faces: int, method: str | None = None, alpha: float = 3.0) -> dict:
     """The default sliders' success, leakage and identity numbers (see the module docstring)."""
     from editor.toonfaces import ATTRIBUTES
 
@@ -164,7 +166,7 @@ def slider_bar(engine, card, judge, renders_judged, faces: int, method: str | No
             passed = False
             continue
         res: dict = {}
-        for sign, want in ((+3.0, 1), (-3.0, 0)):
+        for sign, want in ((+alpha, 1), (-alpha, 0)):
             idx = np.flatnonzero(lb[name] != want)[:faces]
             if len(idx) == 0:
                 continue

@@ -142,21 +142,24 @@ def test_engine_view_keeps_linear_w_directions():
     assert np.allclose(smile.unit(4, 5)[0], bank.find("smile", "logreg").vector[0])
 
 
-def test_engine_view_prefers_the_svm_for_each_attribute():
-    """The editor's default ('auto' = an attribute's first direction) is the SVM normal, whatever the bank order."""
+def test_engine_view_prefers_the_mean_difference_then_the_svm():
+    """The editor's default ('auto' = an attribute's first direction) is the mean difference, else the SVM normal
+    (when the bank has no ridge fit), whatever the bank order."""
     from editor.bank import to_engine_bank
 
     rng = np.random.default_rng(5)
     entries = tuple(BankEntry("smile", m, D.Space("w"), D.unit(rng.normal(size=5)), sigma=1.0)
                     for m in ("meandiff", "logreg", "svm", "pca"))
     eb = to_engine_bank(Bank(generator=INFO, entries=entries))
-    assert [d.method for d in eb.directions] == ["svm", "logreg", "meandiff", "pca"]
-    assert eb.find("smile", None, "w").method == "svm"
+    assert [d.method for d in eb.directions] == ["meandiff", "svm", "logreg", "pca"]
+    assert eb.find("smile", None, "w").method == "meandiff"
+    no_meandiff = to_engine_bank(Bank(generator=INFO, entries=tuple(e for e in entries if e.method != "meandiff")))
+    assert no_meandiff.find("smile", None, "w").method == "svm"
 
 
-def test_build_entries_fits_ridge_and_the_editor_defaults_to_it(tmp_path):
-    """The bank's default method ('auto' = an attribute's first direction in the engine view) is the ridge fit of every
-    sample's score where the bank has one."""
+def test_build_entries_fits_ridge_and_the_editor_prefers_the_mean_difference(tmp_path):
+    """Ridge fits every sample's score (and recovers the planted direction); the editor's default ('auto' = an
+    attribute's first direction in the engine view) is the mean difference where the bank has one, then ridge."""
     from editor.bank import FitOptions, build_entries, to_engine_bank
 
     rng = np.random.default_rng(6)
@@ -175,8 +178,8 @@ def test_build_entries_fits_ridge_and_the_editor_defaults_to_it(tmp_path):
     loaded = load_bank(save_bank(bank, tmp_path / "b.safetensors"))
     assert loaded.find("smile", "ridge", "w").extra["val_rank_corr"] == ridge.extra["val_rank_corr"]
     eb = to_engine_bank(loaded)
-    assert eb.find("smile", None, "w").method == "ridge"
-    assert [d.method for d in eb.directions if d.space == "w"] == ["ridge", "svm", "meandiff"]
+    assert eb.find("smile", None, "w").method == "meandiff"
+    assert [d.method for d in eb.directions if d.space == "w"] == ["meandiff", "ridge", "svm"]
 
 
 def test_bank_naming_one_tensor_many_times_is_refused_before_it_is_expanded(tmp_path):
