@@ -90,6 +90,8 @@ class DistillConfig:
         side = self.adv_patch
         if side and (side < 8 or side > self.network.img_resolution or side & (side - 1)):
             raise ValueError(f"adv_patch must be 0 or a power of two in [8, {self.network.img_resolution}], got {side}")
+        if not self.l1_scales or any(s < 1 or self.network.img_resolution % s for s in self.l1_scales):
+            raise ValueError(f"l1_scales must divide the resolution, got {self.l1_scales}")
 
     def discriminator_kwargs(self) -> dict:
         kwargs = self.network.discriminator_kwargs()
@@ -97,8 +99,11 @@ class DistillConfig:
         if self.d_channel_base:
             kwargs["channel_base"] = self.d_channel_base
         return kwargs
-        if not self.l1_scales or any(s < 1 or self.network.img_resolution % s for s in self.l1_scales):
-            raise ValueError(f"l1_scales must divide the resolution, got {self.l1_scales}")
+
+    @property
+    def d_lr_ratio(self) -> float:
+        """Lazy regularisation's correction of D's learning rate and betas (StyleGAN2)."""
+        return self.d_reg_interval / (self.d_reg_interval + 1)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -149,9 +154,8 @@ class Distiller:
             from editor.stylegan2 import Discriminator
 
             self.D = Discriminator(**cfg.discriminator_kwargs()).train().requires_grad_(False)
-            ratio = cfg.d_reg_interval / (cfg.d_reg_interval + 1)  # lazy regularisation (StyleGAN2)
-            self.d_opt = torch.optim.Adam(self.D.parameters(), lr=cfg.lr * ratio,
-                                          betas=tuple(b ** ratio for b in cfg.betas))
+            self.d_opt = torch.optim.Adam(self.D.parameters(), lr=cfg.lr * cfg.d_lr_ratio,
+                                          betas=tuple(b ** cfg.d_lr_ratio for b in cfg.betas))
         self.nimg = 0
         self.it = 0
         self.seconds = 0.0
@@ -325,9 +329,8 @@ class Distiller:
             if state.get("d_opt") is not None:
                 self.d_opt.load_state_dict(state["d_opt"])
         if self.d_opt is not None:
-            ratio = self.cfg.d_reg_interval / (self.cfg.d_reg_interval + 1)
             for group in self.d_opt.param_groups:
-                group["lr"] = self.cfg.lr * ratio
+                group["lr"] = self.cfg.lr * self.cfg.d_lr_ratio
         self.nimg, self.it, self.seconds = int(state["nimg"]), int(state["it"]), float(state["seconds"])
         self.mapping_pretrained = bool(state.get("mapping_pretrained", True))
 
@@ -337,10 +340,13 @@ class Distiller:
     @classmethod
     def from_state(cls, path: str | os.PathLike, **changes) -> "Distiller":
         """The run saved at ``path``; ``changes``: new values of the fields in ``RESUME_CHANGES``."""
+        return cls.from_state_dict(torch.load(path, map_location="cpu", weights_only=True), **changes)
+
+    @classmethod
+    def from_state_dict(cls, state: dict, **changes) -> "Distiller":
         bad = set(changes) - set(RESUME_CHANGES)
         if bad:
             raise ValueError(f"a resumed run cannot change {sorted(bad)}; only {list(RESUME_CHANGES)}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
         d = cls(replace(DistillConfig.from_json(state["config"]), **changes))
         d.load_state_dict(state)
         return d
@@ -406,8 +412,10 @@ def run_distill(cfg: DistillConfig | None, out: str | os.PathLike, *, resume: bo
     if resume:
         if not state_path.is_file():
             raise FileNotFoundError(f"nothing to resume: {state_path} does not exist")
-        before = DistillConfig.from_json(torch.load(state_path, map_location="cpu", weights_only=True)["config"])
-        d = Distiller.from_state(state_path, **(changes or {}))
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        before = DistillConfig.from_json(state["config"])
+        d = Distiller.from_state_dict(state, **(changes or {}))
+        del state
         changed = {k: getattr(d.cfg, k) for k in RESUME_CHANGES if getattr(d.cfg, k) != getattr(before, k)}
         if changed:
             with open(out / "log.jsonl", "a") as f:
@@ -537,13 +545,14 @@ def import_portable(src: str | os.PathLike, run: str | os.PathLike) -> Path:
     src, run = Path(src), Path(run)
     meta = json.loads((src / "portable.json").read_text())
     d = Distiller(replace(DistillConfig.from_json(meta["config"]), compile=False))
-    state = {"G": {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(src / "G.safetensors")).items()},
-             "G_ema": {k: v.float() if v.is_floating_point() else v
-                       for k, v in load_file(str(src / "G_ema.safetensors")).items()},
-             "opt": None, "nimg": meta["nimg"], "it": meta["it"], "seconds": meta["seconds"]}
+
+    def float32(net: str) -> dict:
+        return {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(src / f"{net}.safetensors")).items()}
+
+    state = {"G": float32("G"), "G_ema": float32("G_ema"), "opt": None, "nimg": meta["nimg"], "it": meta["it"],
+             "seconds": meta["seconds"]}
     if (src / "D.safetensors").is_file() and d.D is not None:  # the adversary's discriminator (fresh Adam too)
-        state["D"] = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(src / "D.safetensors")).items()}
-        state["d_opt"] = None
+        state.update(D=float32("D"), d_opt=None)
     d.load_state_dict(state)
     run.mkdir(parents=True, exist_ok=True)
     d.cfg = DistillConfig.from_json(meta["config"])
