@@ -1191,7 +1191,9 @@ def _render_chunk(job):
 def render_batch(seeds: Sequence, size: int = 64, framing: str = "portrait", workers: int = 1,
                  supersample: int | None = None):
     """Render many faces. ``seeds``: ints or ``ToonParams``. Returns ``(images uint8 [N, H, W, 3], attributes list,
-    landmarks float32 [N, 5, 2])``. ``workers > 1`` uses that many processes (fork), order preserved."""
+    landmarks float32 [N, 5, 2])``. ``workers > 1`` uses that many processes, order preserved (forkserver: a plain
+    fork of a process with threads, such as a test run with torch or Gradio loaded, could deadlock a worker on a lock
+    another thread held, and did)."""
     seeds = list(seeds)
     if not seeds:
         raise ValueError("render_batch needs at least one seed")
@@ -1205,7 +1207,7 @@ def render_batch(seeds: Sequence, size: int = 64, framing: str = "portrait", wor
     n_chunks = workers * 4
     bounds = np.linspace(0, len(seeds), n_chunks + 1).astype(int)
     jobs = [(seeds[a:b], size, framing, supersample) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context("forkserver")
     with ctx.Pool(workers) as pool:
         parts = pool.map(_render_chunk, jobs)
     images = np.concatenate([q[0] for q in parts])
