@@ -61,7 +61,7 @@ def load_image_folder(folder: str | os.PathLike, resolution: int, workers: int =
     if workers > 1 and len(jobs) > 64:
         import multiprocessing as mp
 
-        with mp.get_context("fork").Pool(workers) as pool:
+        with mp.get_context("forkserver").Pool(workers) as pool:  # no fork of a threaded process
             arrays = pool.map(_load_one, jobs, chunksize=32)
     else:
         arrays = [_load_one(j) for j in jobs]
