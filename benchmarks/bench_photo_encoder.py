@@ -31,6 +31,7 @@ Timings are wall-clock on whatever else the machine runs: read them with the mac
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import time
@@ -58,7 +59,24 @@ def _args(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=None)
     p.add_argument("--examples", default=None, help="an image: photo | aligned | encoder | +refine | edits")
+    p.add_argument("--refine", default="", metavar="FIELD=VALUE,...",
+                   help="override fields of the refinement schedule (editor.projection.REFINE) for encoder+refine, "
+                        "e.g. steps=24,lr=0.05 (to compare schedules; the app uses REFINE as it is)")
     return p.parse_args(argv)
+
+
+def _refine_config(overrides: str):
+    """REFINE with ``field=value`` overrides, each value parsed as the field's type."""
+    from editor.projection import REFINE
+
+    changes = {}
+    for item in filter(None, overrides.split(",")):
+        key, _, value = item.partition("=")
+        if not hasattr(REFINE, key):
+            raise SystemExit(f"--refine: REFINE has no field {key!r}")
+        kind = type(getattr(REFINE, key))
+        changes[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return dataclasses.replace(REFINE, **changes)
 
 
 def _t(u8: np.ndarray) -> torch.Tensor:
@@ -84,7 +102,7 @@ def main(argv=None) -> int:
     alex = lpips_model("alex")
     judge = load_attribute_model()
     methods = {"encoder": PhotoProjector(G, args.model, refine=None),
-               "encoder+refine": PhotoProjector(G, args.model),
+               "encoder+refine": PhotoProjector(G, args.model, refine=_refine_config(args.refine)),
                "projection": PhotoProjector(G, args.model, encoder=None, config=DEFAULT)}
     wanted = args.methods.split(",")
     if unknown := set(wanted) - set(methods):
@@ -116,6 +134,8 @@ def main(argv=None) -> int:
 
     results: dict = {"model": args.model, "model_id": engine.model_id, "machine": "2-core CPU (AVX-512), "
                      f"{args.threads} torch thread(s), shared", "date": time.strftime("%Y-%m-%d"), "methods": {}}
+    if "encoder+refine" in methods:
+        results["refine"] = dataclasses.asdict(methods["encoder+refine"].refine)
     if world_img:  # the true latents' own images: what the generator draws for the right answer
         with torch.no_grad():
             truth = [(G.synthesis(ws, noise_mode="const")[0] * 127.5 + 128).clamp(0, 255).to(torch.uint8)
