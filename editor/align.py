@@ -300,7 +300,8 @@ class ToonLandmarker:
     read in one batch; the ``candidates`` windows whose embeddings look most like portraits (Mahalanobis distance to
     the embeddings of ``reference_count`` rendered portraits) are refined together, in one batch per step, by
     re-cropping along the FFHQ quad of their predicted landmarks ``refine_steps`` times, and the refined crop that
-    looks most like a portrait wins. A face is reported when its distance is below ``max_distance`` (portraits: about
+    looks most like a portrait wins; its landmarks are then polished (``polish_steps`` median re-reads from scaled and
+    shifted crops), which cuts the crop's scale error. A face is reported when its distance is below ``max_distance`` (portraits: about
     0.5-0.7; noise, flat images: > 3).
 
     Measured (``benchmarks/bench_toon_finder.py``, 256 px photos, docs/photos.md): 64 candidates find 189 of 200
@@ -312,8 +313,10 @@ class ToonLandmarker:
     name = "toon"
 
     def __init__(self, model=None, device="cpu", scales: Sequence[float] = (1.0, 0.8, 0.65, 0.5, 0.4, 0.3),
-                 refine_steps: int = 4, candidates: int = 64, max_distance: float = 1.5, reference_count: int = 200):
+                 refine_steps: int = 4, candidates: int = 64, max_distance: float = 1.5, reference_count: int = 200,
+                 polish_steps: int = 3):
         self.device = device
+        self.polish_steps = int(polish_steps)
         self._model = model
         self.scales = tuple(float(s) for s in scales)
         self.refine_steps = int(refine_steps)
@@ -387,6 +390,32 @@ class ToonLandmarker:
             lms = [crop_to_photo(p, q, size) for p, q in zip(pred, quads)]
         return lms, dist
 
+    # Polishing crops: the winning quad scaled and shifted (in units of its side) around itself.
+    POLISH_SCALES = (0.85, 1.0, 1.15)
+    POLISH_SHIFTS = (-0.06, 0.0, 0.06)
+
+    def _polish(self, image: np.ndarray, lm: np.ndarray, size: int) -> np.ndarray:
+        """Read the found face again from 27 crops around its quad (3 scales x 3 x 3 shifts) and take the median of
+        the landmarks they predict, ``polish_steps`` times. The crop's side follows the eye distance and eye-mouth
+        distance, so a point error of a few percent of the side becomes a scale error 5-8 times larger; averaging
+        reads from shifted and scaled crops cuts them (200 held-out photos: crop scale error median 5.0 -> 4.0 %, 90th
+        percentile 15.6 -> 12.6 %, landmark error median 2.6 -> 1.9 % of the side, 189 -> 192 found; about 0.1 CPU s;
+        docs/photos.md)."""
+        for _ in range(self.polish_steps):
+            try:
+                quad = ffhq_quad_corners(lm)
+            except ValueError:
+                return lm
+            centre, side = quad.mean(axis=0), float(np.linalg.norm(quad[1] - quad[0]))
+            quads = [centre + k * (quad - centre) + np.array([dx, dy]) * side
+                     for k in self.POLISH_SCALES for dx in self.POLISH_SHIFTS for dy in self.POLISH_SHIFTS]
+            pred, _ = self._predict(np.stack([_sample_quad(image, q, size) for q in quads]))
+            polished = np.median(np.stack([crop_to_photo(p, q, size) for p, q in zip(pred, quads)]), axis=0)
+            if not np.isfinite(polished).all():
+                return lm
+            lm = polished
+        return lm
+
     def detect(self, image: np.ndarray) -> list[Face]:
         image = _check_rgb(image)
         size = self.model().config.input_size
@@ -401,7 +430,7 @@ class ToonLandmarker:
         best = min(ok, key=lambda i: dist[i])
         if dist[best] > self.max_distance:
             return []
-        lm, d = refined[best], float(dist[best])
+        lm, d = self._polish(image, refined[best], size), float(dist[best])
         box = (float(lm[:, 0].min()), float(lm[:, 1].min()), float(lm[:, 0].max()), float(lm[:, 1].max()))
         return [Face(box=box, landmarks=_order_lr(lm), score=float(math.exp(-max(0.0, d - 0.5))))]
 
