@@ -301,8 +301,8 @@ class ToonLandmarker:
     the embeddings of ``reference_count`` rendered portraits) are refined together, in one batch per step, by
     re-cropping along the FFHQ quad of their predicted landmarks ``refine_steps`` times, and the refined crop that
     looks most like a portrait wins; its landmarks are then polished (``polish_steps`` median re-reads from scaled and
-    shifted crops), which cuts the crop's scale error. A face is reported when its distance is below ``max_distance`` (portraits: about
-    0.5-0.7; noise, flat images: > 3).
+    shifted crops), which cuts the crop's scale error. A face is reported when its distance is below
+    ``max_distance`` (portraits: about 0.5-0.7; noise, flat images: > 3).
 
     Measured (``benchmarks/bench_toon_finder.py``, 256 px photos, docs/photos.md): 64 candidates find 189 of 200
     held-out toon photos (8 candidates, as before: 163), in 0.28 CPU s per photo on one thread; with the polish,

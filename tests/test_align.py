@@ -350,7 +350,7 @@ def test_toon_landmarker_finds_faces_at_a_photos_edge():
 
 def test_toon_landmarker_polish_cuts_crop_scale_errors():
     """The median re-read of the found face (``polish_steps``) on photos whose crop scale the plain finder got wrong
-    by 23-29 % (the crop side amplifies landmark errors): the scale errors shrink."""
+    by about 30 % (the crop side amplifies landmark errors): the scale errors shrink by more than 30 %."""
     from editor.attributes import DEFAULT_CHECKPOINT
 
     if not DEFAULT_CHECKPOINT.is_file():
