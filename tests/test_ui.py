@@ -115,3 +115,18 @@ def test_api_reads_only_uploaded_files(tmp_path):
             uploaded_path({"path": path, "meta": {"_type": "gradio.FileData"}})
     with pytest.raises(ValueError, match="send a file"):
         uploaded_path(None)
+
+
+def test_compare_position_follows_the_edit():
+    """The pasted photo's before/after divider starts across the edited face, wherever it sits in the photo."""
+    from editor.ui.common import compare_position
+
+    before = np.zeros((40, 100, 3), np.uint8)
+    after = before.copy()
+    assert compare_position(before, after) == 50.0  # nothing edited: the middle
+    after[10:30, 60:80] = 200
+    assert compare_position(before, after) == pytest.approx(70.0)
+    edge = before.copy()
+    edge[:, 0] = 255
+    assert compare_position(before, edge) == 5.0  # kept where the handle can be grabbed
+    assert compare_position(before, np.zeros((40, 90, 3), np.uint8)) == 50.0  # sizes differ: no guess

@@ -208,6 +208,18 @@ def image_file(image: np.ndarray) -> str:
     return save_bytes_to_cache(display_png(image), "image.png", get_upload_folder())
 
 
+def compare_position(before: np.ndarray, after: np.ndarray) -> float:
+    """Where a before/after slider's divider should start, in percent of the width: at the column centre of what
+    changed (the edited face in a whole photo, wherever it sits), 50 when nothing changed; kept within 5-95."""
+    if before.shape != after.shape:
+        return 50.0
+    change = np.abs(after.astype(np.int16) - before.astype(np.int16)).sum(axis=(0, 2)).astype(np.float64)
+    if change.sum() == 0:
+        return 50.0
+    x = float((change * (np.arange(change.size) + 0.5)).sum() / change.sum())
+    return float(np.clip(100.0 * x / change.size, 5.0, 95.0))
+
+
 def for_display(image: np.ndarray, min_side: int = DISPLAY_MIN) -> str:
     """The page's images: `upscaled` to at least `min_side`, as an `image_file`."""
     return image_file(upscaled(image, min_side))

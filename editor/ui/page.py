@@ -30,7 +30,7 @@ from editor import service
 from editor.checkpoints import REPO_ROOT
 from editor.engine import EditState, Engine
 from editor.ui.api import add_api
-from editor.ui.common import RenderOrder, for_display, session_of, ui_guard, warning
+from editor.ui.common import RenderOrder, compare_position, for_display, session_of, ui_guard, warning
 from editor.ui.serving import tune_gradio
 
 TOON_PHOTOS = sorted(str(p) for p in (REPO_ROOT / "assets" / "toon-photos").glob("*.png"))  # renderer photos
@@ -529,7 +529,9 @@ def build_demo(engine: Engine, card: service.ModelCard | None = None,
             if proj is None or proj.paste_back is None:
                 raise ValueError("project a photo first")
             edited = proj.paste_back(engine.render(ctl.edit_state(latent_of(data), data)))
-            return {pasted: (service.read_photo(data[photo_path]), edited), photo_msg: ""}
+            photo = service.read_photo(data[photo_path])
+            return {pasted: gr.update(value=(photo, edited), slider_position=compare_position(photo, edited)),
+                    photo_msg: ""}
 
         @ui_guard(mix_msg)
         def on_face_b(data):
