@@ -372,6 +372,11 @@ class ToonLandmarker:
                     quads.append(_square_quad(x0, y0, side))
         return np.stack(quads)
 
+    def _read(self, image: np.ndarray, quads: Sequence[np.ndarray], size: int) -> tuple[list[np.ndarray], np.ndarray]:
+        """Read the face in each quad of the photo, in one batch: (landmarks in photo pixels, distance-to-portraits)."""
+        pred, dist = self._predict(np.stack([_sample_quad(image, q, size) for q in quads]))
+        return [crop_to_photo(p, q, size) for p, q in zip(pred, quads)], dist
+
     def _refine(self, image: np.ndarray, lms: list[np.ndarray], size: int) -> tuple[list[np.ndarray], np.ndarray]:
         """Re-crop every candidate along the FFHQ quad of its landmarks and read it again, ``refine_steps`` times,
         all candidates in one batch per step; degenerate candidates are dropped. -> (landmarks, distances)."""
@@ -387,8 +392,7 @@ class ToonLandmarker:
                     quads.append(quad)
             if not quads:
                 return [], np.zeros(0)
-            pred, dist = self._predict(np.stack([_sample_quad(image, q, size) for q in quads]))
-            lms = [crop_to_photo(p, q, size) for p, q in zip(pred, quads)]
+            lms, dist = self._read(image, quads, size)
         return lms, dist
 
     # Polishing crops: the winning quad scaled and shifted (in units of its side) around itself.
@@ -410,8 +414,7 @@ class ToonLandmarker:
             centre, side = quad.mean(axis=0), float(np.linalg.norm(quad[1] - quad[0]))
             quads = [centre + k * (quad - centre) + np.array([dx, dy]) * side
                      for k in self.POLISH_SCALES for dx in self.POLISH_SHIFTS for dy in self.POLISH_SHIFTS]
-            pred, _ = self._predict(np.stack([_sample_quad(image, q, size) for q in quads]))
-            polished = np.median(np.stack([crop_to_photo(p, q, size) for p, q in zip(pred, quads)]), axis=0)
+            polished = np.median(np.stack(self._read(image, quads, size)[0]), axis=0)
             if not np.isfinite(polished).all():
                 return lm
             lm = polished
