@@ -43,6 +43,8 @@ def _args(argv=None):
     p.add_argument("--perceptual", type=float, default=0.3, help="weight of LPIPS-VGG next to the MSE")
     p.add_argument("--locality", type=float, default=0.0, help="weight of the locality regulariser (0: off)")
     p.add_argument("--locality-radius", type=float, default=3.0, help="distance of its latents, in units of sigma")
+    p.add_argument("--mask", action="store_true",
+                   help="weigh the tuning loss by the paste-back's head ellipse (align.head_mask): the room is not fitted")
     p.add_argument("--projection", type=int, default=0, help="photos also run through the 100-step projection")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default=None)
@@ -54,8 +56,9 @@ def _t(u8: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(u8)).permute(2, 0, 1)[None].float() / 127.5 - 1
 
 
-def tune(synthesis, ws, target, args, w_stats, report, score):
-    """Tune a copy of `synthesis` so that ws draws target; returns (tuned copy, {step: score(tuned)})."""
+def tune(synthesis, ws, target, args, w_stats, report, score, mask=None):
+    """Tune a copy of `synthesis` so that ws draws target (inside `mask` [1, 1, R, R] if given); returns (tuned copy,
+    {step: score(tuned)})."""
     from editor.projection import Perceptual
 
     F = torch.nn.functional
@@ -82,6 +85,8 @@ def tune(synthesis, ws, target, args, w_stats, report, score):
     scores = {}
     for step in range(1, args.steps + 1):
         img = syn.run_blocks(ws, start=start)[1]
+        if mask is not None:  # outside the head the target stands in: no loss there
+            img = img * mask + target * (1 - mask)
         loss = F.mse_loss(img, target) + args.perceptual * perc(img).mean()
         if args.locality > 0:  # a latent near the pivot must draw what the original generator draws there
             u = torch.randn(ws.shape[-1], generator=gen)
@@ -105,7 +110,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     from PIL import Image
 
-    from editor import toonfaces
+    from editor import align, toonfaces
     from editor.attributes import load_attribute_model
     from editor.engine import EditState
     from editor.projection import DEFAULT, PhotoProjector, _prepare_target, _to_uint8, lpips_model, psnr
@@ -127,21 +132,26 @@ def main(argv=None) -> int:
     for i in range(args.photos):
         photo = toonfaces.render(PHOTO_SEED + i, 256, "photo").image
         t0 = time.perf_counter()
-        res = pivot(photo)
-        ws = torch.from_numpy(res.ws)[None]
-        target = _prepare_target(res.aligned, G.img_resolution, "cpu")
+        aligned = align.align_photo(align.load_image(photo), pivot.landmarker, G.img_resolution)  # as the app
+        ws = pivot.invert(aligned.image)[0]
+        target = _prepare_target(aligned.image, G.img_resolution, "cpu")
         tgt8 = _to_uint8(target)
+        head = align.head_mask(aligned.landmarks_in_crop(), G.img_resolution)  # what the paste-back uses
 
         def score(img):
             u8 = _to_uint8(img)
-            return {"psnr": psnr(u8, tgt8), "lpips_alex": float(alex(_t(u8), _t(tgt8)).mean())}
+            err = ((u8.astype(np.float64) - tgt8) ** 2).mean(axis=2)
+            head_mse = float((err * head).sum() / head.sum())
+            return {"psnr": psnr(u8, tgt8), "lpips_alex": float(alex(_t(u8), _t(tgt8)).mean()),
+                    "head_psnr": 10 * np.log10(255.0 ** 2 / max(head_mse, 1e-10))}
 
         with torch.no_grad():
             before = G.synthesis(ws)
-        syn, scores = tune(G.synthesis, ws, target, args, pivot._w_stats, report, score)
+        mask = torch.from_numpy(head)[None, None] if args.mask else None
+        syn, scores = tune(G.synthesis, ws, target, args, pivot._w_stats, report, score, mask)
         seconds = time.perf_counter() - t0
         row = {"i": i, "seconds": seconds, "before": score(before), "tuned": scores}
-        lat = engine.latent_from_array(res.ws, origin="bench")
+        lat = engine.latent_from_array(ws[0].numpy(), origin="bench")
         with torch.no_grad():
             recs = {"before": _to_uint8(before), "tuned": _to_uint8(syn(ws))}
         cells = [tgt8, recs["before"], recs["tuned"]]
@@ -159,7 +169,7 @@ def main(argv=None) -> int:
             row[f"edits_{kind}"] = ok
         if i < args.projection:
             t1 = time.perf_counter()
-            ws_p, rec_p = baseline.invert(res.aligned)
+            ws_p, rec_p = baseline.invert(aligned.image)
             row["projection"] = {"seconds": time.perf_counter() - t1, **score(_t(rec_p))}
         rows.append(row)
         strips.append(np.concatenate(cells[:3] + [c for pair in zip(cells[3:6], cells[6:9]) for c in pair], axis=1))
@@ -169,18 +179,18 @@ def main(argv=None) -> int:
         return float(np.mean([get(r) for r in rows]))
 
     summary = {"photos": len(rows), "median_seconds": float(np.median([r["seconds"] for r in rows])),
-               "before": {k: mean(lambda r: r["before"][k]) for k in ("psnr", "lpips_alex")},
-               "tuned": {s: {k: mean(lambda r: r["tuned"][s][k]) for k in ("psnr", "lpips_alex")}
+               "before": {k: mean(lambda r: r["before"][k]) for k in ("psnr", "lpips_alex", "head_psnr")},
+               "tuned": {s: {k: mean(lambda r: r["tuned"][s][k]) for k in ("psnr", "lpips_alex", "head_psnr")}
                          for s in sorted(report)},
                "edit_success_before": mean(lambda r: np.mean(list(r["edits_before"].values()))),
                "edit_success_tuned": mean(lambda r: np.mean(list(r["edits_tuned"].values())))}
     with_proj = [r for r in rows if "projection" in r]
     if with_proj:
         summary["projection"] = {k: float(np.mean([r["projection"][k] for r in with_proj]))
-                                 for k in ("psnr", "lpips_alex", "seconds")}
+                                 for k in ("psnr", "lpips_alex", "head_psnr", "seconds")}
         summary["projection"]["photos"] = len(with_proj)
         summary["tuned_same_photos"] = {k: float(np.mean([r["tuned"][args.steps][k] for r in with_proj]))
-                                        for k in ("psnr", "lpips_alex")}
+                                        for k in ("psnr", "lpips_alex", "head_psnr")}
     print(json.dumps(summary, indent=1))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
