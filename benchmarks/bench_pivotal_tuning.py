@@ -15,7 +15,8 @@ Measured per photo: PSNR and ST-LPIPS-alex of the reconstruction before and afte
 ``--report``), the seconds from photo to tuned generator, and every binary slider of the bank at +-3 sigma judged
 by the attribute model (the edit's sign chosen by the judge's label of the reconstruction, as bench_photo_encoder
 does), with the original and the tuned generator. ``--projection N``: also the app's previous 100-step projection on
-the first N photos (the issue's reconstruction bar).
+the first N photos (the issue's reconstruction bar). The seconds include scoring at the report steps (a few
+AlexNet passes).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def tune(synthesis, ws, target, args, w_stats, report, score, mask=None):
     perc = Perceptual("vgg", size=64)
     perc.set_target(target)
     gen = torch.Generator().manual_seed(0)
-    sigma = float(w_stats[1]) / np.sqrt(ws.shape[-1])  # W's std along a typical direction, as sliders count it
+    sigma = float(w_stats[1]) / np.sqrt(ws.shape[-1])  # W's spread per dimension: sigma / sqrt(w_dim)
 
     def prefix(net, w):
         if not earlier:
