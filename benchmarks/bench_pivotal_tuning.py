@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-PHOTO_SEED = 10_000_000
+from benchmarks.bench_photo_encoder import PHOTO_SEED, _t  # the same held-out photos, images as tensors
 
 
 def _args(argv=None):
@@ -51,10 +51,6 @@ def _args(argv=None):
     p.add_argument("--json", default=None)
     p.add_argument("--strips", default=None, help="an image: aligned | before | tuned | +3 edits before/tuned")
     return p.parse_args(argv)
-
-
-def _t(u8: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(u8)).permute(2, 0, 1)[None].float() / 127.5 - 1
 
 
 def tune(synthesis, ws, target, args, w_stats, report, score, mask=None):
