@@ -249,8 +249,13 @@ def modulation_scale(styles: torch.Tensor, energy: torch.Tensor | None, gain: fl
     """
     if energy is None:
         return (styles * gain).expand(1, -1)  # [1, I]: broadcasts over O
-    d = (energy @ styles.square() + 1e-8).rsqrt()  # [O]
-    return (d * gain)[:, None] * styles[None, :]  # [O, I]
+    return demodulation(styles, energy, gain)[:, None] * styles[None, :]  # [O, I]
+
+
+def demodulation(styles: torch.Tensor, energy: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+    """d[o] * gain [O] of `modulation_scale`, for a convolution that scales its input channels by the styles and its
+    output channels by this instead of modulating the weight."""
+    return (energy @ styles.square() + 1e-8).rsqrt() * gain
 
 
 def fir_depthwise_weight(f: torch.Tensor, channels: int, gain: float, dtype: torch.dtype) -> torch.Tensor:

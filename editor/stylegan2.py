@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from editor import ops
+from editor import ops, winograd
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -270,20 +270,26 @@ class SynthesisLayer(nn.Module):
         g = self.act_gain * gain  # folded into weight, bias and noise: the activation is positively homogeneous
         dtype = x.dtype
         energy = self._derived.get("energy", (self.weight,), lambda: ops.kernel_energy(self.weight))
-        scale = ops.modulation_scale(styles[0].float(), energy, g)  # [O, I]
         bias = self._derived.get(("bias", g, dtype), (self.bias,), lambda: (self.bias * g).to(dtype))
-        if self.up == 1:
+        s = styles[0].float()
+        if self._winograd_applies(x):
+            # Many channels, small image: Winograd F(4x4, 3x3) with the weight transformed once; the modulation
+            # scales the input channels and the demodulation the output channels (they commute with the transforms).
+            u = self._derived.get("winograd", (self.weight,), lambda: winograd.weight_transform(self.weight))
+            x = winograd.conv3x3(x, u, in_scale=s, out_scale=ops.demodulation(s, energy, g), bias=bias)
+        elif self.up == 1:
             # The weight kept as [O, kh, kw, I]: modulating it is one contiguous pass, its permuted view [O, I, kh, kw]
             # is the channels-last weight the convolution wants.
             weight = self._derived.get("weight_ohwi", (self.weight,),
                                        lambda: self.weight.permute(0, 2, 3, 1).contiguous())
-            w = torch.mul(weight, scale[:, None, None, :]).to(dtype).permute(0, 3, 1, 2)
+            w = torch.mul(weight, ops.modulation_scale(s, energy, g)[:, None, None, :]).to(dtype).permute(0, 3, 1, 2)
             x = torch.nn.functional.conv2d(x, w, bias, padding=self.padding)
         else:
             # Transposed convolution weight [I, O, kh, kw] kept as [I, kh, kw, O] (channels-last).
             weight = self._derived.get("weight_ihwo", (self.weight,),
                                        lambda: self.weight.permute(1, 2, 3, 0).contiguous())
-            w = torch.mul(weight, scale.t().contiguous()[:, None, None, :]).to(dtype).permute(0, 3, 1, 2)
+            scale = ops.modulation_scale(s, energy, g).t().contiguous()  # [I, O]
+            w = torch.mul(weight, scale[:, None, None, :]).to(dtype).permute(0, 3, 1, 2)
             fir = self._derived.get(("fir", dtype), (self.resample_filter,), lambda: ops.fir_depthwise_weight(
                 self.resample_filter, self.out_channels, self.up ** 2, dtype))
             pad = ops.up_padding(self.resample_filter, self.up, self.weight.shape[-1], self.padding)
@@ -293,6 +299,12 @@ class SynthesisLayer(nn.Module):
                                      lambda: (self.noise_const * (self.noise_strength * g)).to(dtype)))
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return ops.bias_act(x, None, act=self.activation, gain=1.0, clamp=clamp, inplace=True)
+
+    def _winograd_applies(self, x: torch.Tensor) -> bool:
+        """Whether forward_fast takes the Winograd convolution (fp32, 3x3, no resampling, where it measured faster)."""
+        return (self.up == 1 and x.dtype == torch.float32 and tuple(self.weight.shape[-2:]) == (3, 3)
+                and self.padding == 1 and x.shape[2] == x.shape[3]
+                and winograd.applies(self.in_channels, self.out_channels, x.shape[2]))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor | None, noise_mode: str = "const", fused_modconv: bool = True,
                 gain: float = 1.0, styles: torch.Tensor | None = None) -> torch.Tensor:
