@@ -31,6 +31,7 @@ import time
 import torch
 
 from benchmarks._reference import reference_generator, reference_path, reference_synthesis, skip_note
+from editor import winograd
 from editor.checkpoints import load_generator
 from editor.commands._util import parse_range, resolve_device
 from editor.memory import keep_freed_memory
@@ -122,8 +123,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="stylegan2-ada-pytorch checkout to compare with (default: $STYLEGAN2_REFERENCE)")
     parser.add_argument("--malloc", choices=["default", "keep"], default="default",
                         help="keep: editor.memory.keep_freed_memory() first (as the app's engine does)")
+    parser.add_argument("--winograd", choices=["on", "off"], default="on",
+                        help="off: our fast path keeps the direct 3x3 convolutions (editor.winograd.ENABLED)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     args = parser.parse_args(argv)
+    winograd.ENABLED = args.winograd == "on"
 
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be >= 1 and --warmup >= 0")
@@ -168,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": str(device), "machine": machine_description(device), "torch": torch.__version__,
         "python": platform.python_version(),
         "dtype": (args.dtype if device.type == "cpu" else "fp16 high-res blocks"), "malloc": args.malloc,
+        "winograd": args.winograd,
         "reference": str(ref_path) if ref_path else None,
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # before, after
         "results": results,

@@ -22,6 +22,7 @@ from fractions import Fraction
 import torch
 import torch.nn.functional as F
 
+ENABLED = True  # False: the fast path keeps the direct convolution everywhere (A/B benchmarks)
 TILE = 4  # output tile side (m); the kernel side is 3, the input tile side 6
 POINTS = (0, 1, -1, 2, Fraction(-1, 2))
 # Where the transformed convolution beats oneDNN's direct one on the project's CPU (docs/benchmarks.md):
@@ -61,7 +62,7 @@ _BT_ROWS = _BT.tolist()
 
 def applies(in_channels: int, out_channels: int, resolution: int) -> bool:
     """Whether a 3x3, padding-1 convolution at this size is faster transformed (fp32, one sample, CPU)."""
-    return (min(in_channels, out_channels) >= MIN_CHANNELS and resolution >= MIN_RESOLUTION
+    return (ENABLED and min(in_channels, out_channels) >= MIN_CHANNELS and resolution >= MIN_RESOLUTION
             and resolution % TILE == 0)
 
 
@@ -70,8 +71,11 @@ def weight_transform(weight: torch.Tensor) -> torch.Tensor:
     side. Modulation stays outside: it scales input and output channels, which commute with the transforms."""
     if weight.shape[-2:] != (3, 3):
         raise ValueError(f"Winograd F(4, 3) needs a 3x3 kernel, got {tuple(weight.shape)}")
-    u = torch.einsum("ak,oikl,bl->abio", _G, weight.detach().double(), _G)
-    return u.reshape(_G.shape[0] ** 2, weight.shape[1], weight.shape[0]).float().contiguous()
+    o, i = weight.shape[:2]
+    n = _G.shape[0]
+    g = weight.detach().double().permute(2, 3, 1, 0).reshape(3, -1)  # [k, (l, i, o)]
+    half = (_G @ g).view(n, 3, i * o)  # G g: [a, l, (i, o)]
+    return torch.matmul(_G, half).view(n * n, i, o).float()  # (G g) G^T: [a, b, (i, o)]
 
 
 def _combine(coefs: list[float], parts: list[torch.Tensor], out: torch.Tensor, scale: torch.Tensor | None = None,
