@@ -12,8 +12,9 @@ Differences from the reference, all opt-in or numerically neutral: noise default
 fp16 blocks are used only on CUDA; `synthesis(..., stop_resolution=R)` returns the skip-architecture image
 accumulated up to resolution R (a cheap preview); styles can be computed once and passed back in (`compute_styles`);
 `synthesis.run_blocks` stops after / resumes from a block; one sample on a CPU with autograd off takes an inference
-fast path (`SynthesisNetwork.fast_path_applies`: same images up to float rounding, 2-3x faster there), optionally in
-bfloat16 (`dtype=`, approximate previews).
+fast path (`SynthesisNetwork.fast_path_applies`: same images up to float rounding, 2-3x faster there; its 3x3
+convolutions with many channels as Winograd F(4x4, 3x3), `editor.winograd`), optionally in bfloat16 (`dtype=`,
+approximate previews).
 """
 
 from __future__ import annotations
