@@ -74,7 +74,7 @@ def leakage(d: np.ndarray, normals: np.ndarray, t: int, exclude=()) -> float:
 
 
 def leakage_study(args) -> None:
-    methods = ("meandiff", "logreg", "svm", "ridge", "mahalanobis@mean", "meandiff+lock", "svm+lock")
+    methods = ("meandiff", "partial", "logreg", "svm", "ridge", "mahalanobis@mean", "meandiff+lock", "svm+lock")
     res = {m: [] for m in methods}
     cos_true = {m: [] for m in methods}
     for r in range(args.repeats):
@@ -84,6 +84,7 @@ def leakage_study(args) -> None:
         proj = x @ normals.T  # [N, k]
         proj /= proj.std(axis=0)
         labels = rng.random(proj.shape) < 1 / (1 + np.exp(-args.sharpness * proj))
+        partial = D.partial_mean_differences(x, {a: labels[:, k].astype(float) for k, a in enumerate(ATTRS)})
         for t, name in enumerate(ATTRS):
             y = labels[:, t].astype(float)
             partners = [ATTRS.index(b if a == name else a) for a, b in CORR if name in (a, b)]
@@ -92,6 +93,7 @@ def leakage_study(args) -> None:
                 "logreg": D.fit_confident(D.logistic_regression, x, y, np.random.default_rng(0), 0.5).vector,
                 "svm": D.fit_confident(D.svm_boundary, x, y, np.random.default_rng(0), 0.5).vector,
                 "ridge": D.fit_scores(D.ridge_regression, x, y, np.random.default_rng(0)).vector,
+                "partial": partial[name].vector,  # all attributes' labels at once, the others held fixed
             }
             g = D.fit_class_gaussians(x, y.astype(bool), rank=32)
             start = g.negative.mean[None]

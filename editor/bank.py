@@ -32,7 +32,7 @@ from editor.directions import ClassGaussian, ClassGaussians, Space, condition, g
 
 FORMAT_VERSION = 1
 # An edit adds alpha*sigma*n (lda: custom sliders; ridge: a regression of every sample's score, see FitOptions).
-LINEAR_METHODS = ("ridge", "meandiff", "logreg", "svm", "pca", "sefa", "lda")
+LINEAR_METHODS = ("ridge", "meandiff", "partial", "logreg", "svm", "pca", "sefa", "lda")
 GAUSSIAN_METHODS = ("mahalanobis", "shrink")  # an edit is a walk that depends on the latent
 METHODS = LINEAR_METHODS + GAUSSIAN_METHODS
 # The best fit of an attribute's boundary (`fit-direction --method auto`): on latent worlds with a planted score
@@ -40,12 +40,14 @@ METHODS = LINEAR_METHODS + GAUSSIAN_METHODS
 # labels (docs/directions.md, "Which method by default").
 DEFAULT_METHOD = "ridge"
 # The editor's preference among an attribute's linear directions (first = its slider's default, 'auto'; see
-# to_engine_bank). The mean difference first: a slider must change what it names, and on the trained demo generator
-# the boundary normals (ridge, SVM: directions of low variance in W, which the generator hardly responds to) changed
-# the attribute on 0-69 % of faces at +-3 sigma, the mean difference (the direction along which the faces that have
-# it actually differ) on 83-100 % at +-1.5 sigma, at the price of more leakage (docs/demo_model, 2026-12-02). Banks
-# without it fall back to ridge, then the SVM (the FFHQ bank).
-ENGINE_METHOD_ORDER = ("meandiff", DEFAULT_METHOD, "svm", "logreg", "lda", "pca", "sefa")
+# to_engine_bank). A slider must change what it names, and on the trained demo generator the boundary normals
+# (ridge, SVM: directions of low variance in W, which the generator hardly responds to) changed the attribute on
+# 0-69 % of faces at +-3 sigma, the mean difference (the direction along which the faces that have it actually
+# differ) on 83-100 % at +-1.5 sigma, at the price of leakage: glasses brought grey hair, a beard took the hair away
+# (docs/demo_model, 2026-12-02). The partial mean difference (the others held fixed) edits like the mean difference
+# and leaks less (2026-12-03), so it comes first. Banks without either fall back to ridge, then the SVM (the FFHQ
+# bank).
+ENGINE_METHOD_ORDER = ("partial", "meandiff", DEFAULT_METHOD, "svm", "logreg", "lda", "pca", "sefa")
 
 
 @dataclass(frozen=True)
@@ -623,7 +625,8 @@ def _build_entries(z, ws, scores: dict, labeller: str, methods: Sequence[str], s
         z: [N, z_dim] and ws: [N, num_ws, w_dim], the sampled latents.
         scores: {attribute: [N] scores} from one labeller (NaN = unlabelled); labeller: its name.
         methods: any of METHODS. 'pca' and 'sefa' are unsupervised (entries 'pc0', 'sefa0', ...; W / W+ only, SeFa
-            needs the generator G for its affine weights).
+            needs the generator G for its affine weights); 'partial' is fitted on every attribute's scores at once
+            (`directions.partial_mean_differences`: each attribute with the others held fixed).
         spaces: where to fit. Without a truncation cutoff every W+ layer holds the same w, so a W+ range reuses the
             W fit (same vector and σ) and differs only in the layers it edits.
         progress: called with each entry's name as it is fitted.
@@ -638,6 +641,7 @@ def _build_entries(z, ws, scores: dict, labeller: str, methods: Sequence[str], s
     ws = np.asarray(ws, dtype=np.float64)
     layers_equal = bool(np.allclose(ws, ws[:, :1], atol=1e-6))
     supervised = [m for m in methods if m in ("ridge", "meandiff", "logreg", "svm", "mahalanobis", "shrink")]
+    # 'partial' is supervised too, but fitted on every attribute's scores at once (below)
     entries: list[BankEntry] = []
     fit_cache: dict[tuple, dict] = {}
 
@@ -645,6 +649,7 @@ def _build_entries(z, ws, scores: dict, labeller: str, methods: Sequence[str], s
         key = "z" if space.kind == "z" else ("w" if layers_equal else str(space))
         return key, D.fit_space_latents(space, z=z, ws=ws)
 
+    partial_cache: dict[str, dict] = {}  # the partial mean differences: all attributes at once, per latent set
     for attribute, s in scores.items():
         s = np.asarray(s, dtype=np.float64)
         share = effective_share(s, options.share)
@@ -652,6 +657,13 @@ def _build_entries(z, ws, scores: dict, labeller: str, methods: Sequence[str], s
             key, x = latents(space)
             if (attribute, key) not in fit_cache:
                 fit_cache[(attribute, key)] = _fit_supervised(x, s, supervised, share, options)
+                if "partial" in methods:
+                    if key not in partial_cache:
+                        partial_cache[key] = D.partial_mean_differences(x, scores)
+                    if (d := partial_cache[key].get(attribute)) is not None:
+                        fit_cache[(attribute, key)]["partial"] = (
+                            d.vector, d.sigma, d.intercept, None, d.extra,
+                            {"n": d.n_samples, "val": None, "train": d.train_accuracy})
             for method, fitted in fit_cache[(attribute, key)].items():
                 vector, sigma, intercept, gaussians, extra, d = fitted
                 entry = BankEntry(attribute=attribute, method=method, space=space, vector=vector, sigma=sigma,

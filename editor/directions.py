@@ -260,6 +260,64 @@ def mean_difference(x, labels) -> LinearDirection:
     return make_direction(x, v, -float(v @ (mu0 + mu1)) / 2.0, labels=y)
 
 
+def partial_mean_differences(x, scores: dict, duplicate_corr: float = 0.7) -> dict[str, LinearDirection]:
+    """Every attribute's mean difference with the other labelled attributes held fixed.
+
+    For each attribute the latents are regressed on its labels and on its partners' (least squares,
+    x ≈ c + a s + Σ_j b_j s_j: the reverse of ridge, which regresses one score on the latent); a is how the latent
+    moves when the attribute changes and the partners do not. Where attributes co-occur (glasses with age, long hair
+    with no beard) the plain mean difference carries the partners along; this does not, and it still points along
+    the latent's own variation (not along the low-variance boundary normals the generator hardly responds to).
+    Not held fixed: near-duplicates of the attribute (|correlation of the labels| >= `duplicate_corr`: 'old' and
+    'age', 'eyeglasses' and 'glasses_style=none'), holding which would leave only noise to move, and every level of
+    a one-hot group ('name=level') that holds one of those or the attribute itself (its levels exclude each other).
+
+    Args:
+        x: [N, D] latents. scores: {attribute: [N]} from one labeller; probability-like scores (all in [0, 1]) enter
+            as 0/1 labels at 0.5, others as they are; samples with any unlabelled (NaN) score are left out.
+    Returns:
+        {attribute: LinearDirection}, leaving out attributes that do not vary. The boundary lies half-way between
+        the two classes' mean projections (binary) or at the mean projection (continuous); extra['held'] counts the
+        partners held fixed.
+    """
+    x = _as_matrix(x)
+    names = list(scores)
+    if not names:
+        raise ValueError("no attributes to fit")
+    s = np.stack([np.asarray(scores[k], dtype=np.float64).reshape(-1) for k in names], axis=1)
+    if s.shape[0] != x.shape[0]:
+        raise ValueError(f"scores have {s.shape[0]} samples, x has {x.shape[0]}")
+    keep = np.all(np.isfinite(s), axis=1)
+    x, s = x[keep], s[keep]
+    if x.shape[0] <= len(names) + 1:
+        raise ValueError(f"{x.shape[0]} fully labelled samples cannot separate {len(names)} attributes")
+    binary = np.array([col.min() >= 0.0 and col.max() <= 1.0 for col in s.T])
+    labels = np.where(binary, s > 0.5, s).astype(np.float64)
+    varies = labels.std(axis=0) > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.nan_to_num(np.corrcoef(labels.T)) if len(names) > 1 else np.ones((1, 1))
+    group = [k.split("=", 1)[0] if "=" in k else None for k in names]
+    out = {}
+    for i, name in enumerate(names):
+        if not varies[i]:
+            continue
+        near = np.abs(corr[i]) >= duplicate_corr
+        excluded = {group[j] for j in np.flatnonzero(near) if group[j] is not None} | {group[i]} - {None}
+        held = [j for j in range(len(names)) if j != i and varies[j] and not near[j] and group[j] not in excluded]
+        design = np.column_stack([np.ones(x.shape[0]), labels[:, i], labels[:, held]])
+        v = np.linalg.lstsq(design, x, rcond=None)[0][1]
+        if np.linalg.norm(v) < _EPS:
+            continue
+        p = x @ v
+        extra = {"held": len(held)}
+        if binary[i]:
+            y = labels[:, i] > 0.5
+            out[name] = make_direction(x, v, -float(p[y].mean() + p[~y].mean()) / 2.0, labels=y, extra=extra)
+        else:
+            out[name] = make_direction(x, v, -float(p.mean()), extra=extra)
+    return out
+
+
 def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Centre x [N, D] and scale it to unit overall RMS: (xs, mean [D], scale). The fits work in these units, so a
     penalty means the same in Z and W, and a centred intercept is small (see `svm_boundary`)."""

@@ -182,6 +182,24 @@ def test_build_entries_fits_ridge_and_the_editor_prefers_the_mean_difference(tmp
     assert [d.method for d in eb.directions if d.space == "w"] == ["meandiff", "ridge", "svm"]
 
 
+def test_partial_entries_are_fitted_on_all_attributes_and_come_first_in_the_editor():
+    from editor.bank import FitOptions, build_entries, to_engine_bank
+
+    rng = np.random.default_rng(7)
+    n = 800
+    z, w = rng.normal(size=(n, INFO.z_dim)), rng.normal(size=(n, INFO.w_dim))
+    ws = np.repeat(w[:, None], INFO.num_ws, axis=1)
+    scores = {"smile": 1 / (1 + np.exp(-3 * w[:, 0])), "age": w[:, 1] + 0.5 * w[:, 0]}
+    entries = build_entries(z, ws, scores, "synthetic", ["meandiff", "partial"], [D.Space("w"), D.Space("w+", 1, 3)],
+                            FitOptions())
+    bank = Bank(generator=INFO, entries=entries)
+    partial = bank.find("age", "partial", "w")
+    assert partial.vector[0] @ D.unit(np.eye(INFO.w_dim)[1]) > 0.95  # smile's share of age held fixed
+    assert np.allclose(bank.find("age", "partial", "w+:1-2").vector, partial.vector)
+    eb = to_engine_bank(bank)
+    assert eb.find("smile", None, "w").method == "partial"
+
+
 def test_bank_naming_one_tensor_many_times_is_refused_before_it_is_expanded(tmp_path):
     """2000 entries pointing at one 4 MB tensor would materialise 16 GB (a float64 copy per entry)."""
     import json

@@ -320,3 +320,37 @@ def test_score_threshold_and_normal_scores():
     assert D.score_threshold([-3.0, 1.0, 2.0, np.nan]) == 1.0
     z = D.normal_scores([3.0, 1.0, 2.0, 2.0])
     assert z[1] < z[2] == z[3] < z[0] and np.isclose(z.sum(), 0.0)
+
+
+def test_partial_mean_differences_hold_correlated_attributes_fixed():
+    """Glasses come with age in the data: the plain mean difference of glasses carries age along, the partial one
+    recovers glasses' own axis; continuous scores take part, unlabelled samples and constant attributes drop out."""
+    rng = np.random.default_rng(3)
+    n, d = 4000, 16
+    u_glasses, u_age, u_tone = np.eye(d)[0] * 2.0, np.eye(d)[1] * 3.0, np.eye(d)[2]
+    old = rng.random(n) < 0.5
+    glasses = np.where(old, rng.random(n) < 0.8, rng.random(n) < 0.2)  # strongly correlated with age
+    tone = rng.normal(size=n)
+    x = (glasses[:, None] * u_glasses + old[:, None] * u_age + tone[:, None] * u_tone
+         + 0.3 * rng.normal(size=(n, d)))
+    scores = {"eyeglasses": glasses * 0.9 + 0.05, "old": old.astype(float), "skin_tone": tone,
+              "constant": np.full(n, 0.7)}
+    scores["eyeglasses"][:10] = np.nan  # unlabelled samples are left out
+    plain = D.mean_difference(x, glasses)
+    partial = D.partial_mean_differences(x, scores)
+    assert set(partial) == {"eyeglasses", "old", "skin_tone"}  # 'constant' has one class only
+    assert abs(plain.vector[1]) > 0.5  # the mean difference leaks age
+    assert partial["eyeglasses"].vector[0] > 0.99 and abs(partial["eyeglasses"].vector[1]) < 0.05
+    assert partial["old"].vector[1] > 0.99 and partial["skin_tone"].vector[2] > 0.99
+    assert partial["eyeglasses"].n_samples == n - 10 and partial["eyeglasses"].train_accuracy > 0.75
+    with pytest.raises(ValueError, match="cannot separate"):
+        D.partial_mean_differences(x[:3], {k: v[:3] for k, v in scores.items()})
+    # Near-duplicates are not held fixed (holding 'age' would leave 'old' nothing to move), nor any level of a one-hot
+    # group that holds one ('glasses_style=none' is 'no eyeglasses'; its sibling levels would then contradict).
+    dup = dict(scores, age=old + 0.1 * rng.normal(size=n), **{
+        "glasses_style=none": (~glasses).astype(float), "glasses_style=round": (glasses & (rng.random(n) < 0.5)) * 1.0})
+    dup["glasses_style=rectangular"] = glasses - dup["glasses_style=round"]
+    partial = D.partial_mean_differences(x, dup)
+    assert partial["old"].vector[1] > 0.95 and partial["age"].vector[1] > 0.95
+    assert partial["eyeglasses"].vector[0] > 0.95 and abs(partial["eyeglasses"].vector[1]) < 0.1
+    assert partial["eyeglasses"].extra["held"] == 3  # old, age (a partner) and skin_tone; not the glasses_style group

@@ -8,7 +8,7 @@ EXAMPLES = """  python -m editor build-bank --model random:small --n 1000 --labe
   python -m editor build-bank --model demo --n 5000 --labeler toon --spaces z,w,coarse,middle,fine
   python -m editor build-bank --model demo --samples samples/demo --labeler manual:my_labels.csv --methods svm,logreg"""
 
-ALL_METHODS = "ridge,meandiff,logreg,svm,mahalanobis,shrink,pca,sefa"
+ALL_METHODS = "ridge,meandiff,partial,logreg,svm,mahalanobis,shrink,pca,sefa"
 
 
 def add_arguments(parser) -> None:
