@@ -54,6 +54,7 @@ def _args(argv=None):
     p.add_argument("--generated", type=int, default=50)
     p.add_argument("--baseline", type=int, default=10, help="targets per set for the 100-step projection")
     p.add_argument("--edit-faces", type=int, default=50, help="sampled faces for the edit comparison (0: none)")
+    p.add_argument("--edit-method", default=None, help="direction method of the edits (default: the app's 'auto')")
     p.add_argument("--methods", default="encoder,encoder+refine,projection",
                    help="comma-separated subset (the slow projection can run as its own job)")
     p.add_argument("--threads", type=int, default=1)
@@ -194,7 +195,8 @@ def main(argv=None) -> int:
         print(name, json.dumps(summary), flush=True)
 
     if args.edit_faces:
-        results["edits"] = edit_rates(engine, judge, latents, args.edit_faces)
+        results["edits"] = edit_rates(engine, judge, latents, args.edit_faces, args.edit_method)
+        results["edits"]["method"] = args.edit_method or "auto"
         print(json.dumps(results["edits"]["summary"], indent=1))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -205,8 +207,9 @@ def main(argv=None) -> int:
     return 0
 
 
-def edit_rates(engine, judge, latents: dict, n_sampled: int) -> dict:
-    """Default sliders at +-3 on projected photos (per method) and on sampled faces: success rates and identity."""
+def edit_rates(engine, judge, latents: dict, n_sampled: int, method: str | None = None) -> dict:
+    """Default sliders (or `method`'s) at +-3 on projected photos (per inversion method) and on sampled faces: success
+    rates, how often every other binary attribute keeps its label, and identity."""
     from benchmarks.bench_demo_model import IDENTITY
     from editor.engine import EditState
     from editor.toonfaces import ATTRIBUTES, render_batch
@@ -226,22 +229,30 @@ def edit_rates(engine, judge, latents: dict, n_sampled: int) -> dict:
         lb = {k: v.numpy() for k, v in pb.labels().items()}
         per: dict = {}
         hits = total = 0
+        kept = [0, 0]  # other binary attributes whose label an edit left as it was, of all checked
         ident = []
         for name in binary:
             for sign, want in ((3.0, 1), (-3.0, 0)):
                 idx = np.flatnonzero(lb[name] != want)
                 if len(idx) == 0:
                     continue
-                edited = np.stack([engine.render(EditState.create(lats[i], {name: sign})) for i in idx])
+                edited = np.stack([engine.render(EditState.create(lats[i], {name: sign}, method=method))
+                                   for i in idx])
                 pe = judge.predict(edited)
-                ok = (pe.labels()[name].numpy() == want)
-                per[f"{name} {sign:+g}"] = {"faces": int(len(idx)), "success": float(ok.mean())}
+                le = {k: v.numpy() for k, v in pe.labels().items()}
+                ok = (le[name] == want)
+                same = [float((le[o] == lb[o][idx]).mean()) for o in binary if o != name]
+                kept[0] += sum(same) * len(idx)
+                kept[1] += len(same) * len(idx)
+                per[f"{name} {sign:+g}"] = {"faces": int(len(idx)), "success": float(ok.mean()),
+                                            "others_kept": float(np.mean(same)), "worst_kept": float(min(same))}
                 hits += int(ok.sum())
                 total += len(idx)
                 ident.append({k: float((pe.scores[k] - pb.scores[k][idx]).abs().mean()) / spread[k]
                               for k in IDENTITY})
         out["per_set"][set_name] = per
         out["summary"][set_name] = {"success_pooled": hits / max(total, 1), "edits": total,
+                                    "others_kept_pooled": kept[0] / max(kept[1], 1),
                                     "identity_mean": {k: float(np.mean([d[k] for d in ident])) for k in IDENTITY}}
     return out
 
