@@ -24,7 +24,7 @@ nice -n 5 python -m editor train-encoder --model demo --out runs/encoder-new --i
   --minutes "$minutes" --lr 5e-4 --threads 1 > "$logs/encoder.log" 2>&1 &
 encoder=$!
 wait "$bank"
-nice -n 5 python -m editor build-bank --model demo --n 4000 --labeler truth --methods ridge,svm,logreg,meandiff \
+nice -n 5 python -m editor build-bank --model demo --n 4000 --labeler truth --methods ridge,svm,logreg,meandiff,partial \
   --samples samples/demo-4000 --out directions/demo-truth.safetensors > "$logs/bank-truth.log" 2>&1
 
 echo "[2/4] the generator against the bar (quality, sliders, strips, samples)"
