@@ -591,6 +591,23 @@ class Engine:
         """The bank direction a slider of `attribute` uses under the state's method, space and layers."""
         return self.bank.find(attribute, state.method, state.space, state.layers)
 
+    def _lock_direction(self, state: EditState, attribute: str, edit_method: str) -> Direction:
+        """The direction a lock on `attribute` removes from an edit along a direction of `edit_method`: for the
+        mean-difference kinds, the locked attribute's mean difference (the direction its faces differ along, which
+        the generator follows); otherwise, and where the bank has none, the direction its own slider would use.
+        On the demo model, with the partial sliders, locking along the partner's mean difference kept the partner on
+        0.60 of faces (0.47 along its partial direction, 0.09-0.25 along its ridge normal) while 0.55 of the locked
+        edits still succeeded (checkpoints/demo/README.md, "Sliders")."""
+        if edit_method in ("partial", "meandiff"):
+            try:
+                return self.bank.find(attribute, "meandiff", state.space, state.layers)
+            except ValueError:
+                pass
+        try:
+            return self.choose(state, attribute)
+        except ValueError:
+            return self.bank.find(attribute, None, state.space, state.layers)
+
     def slider_problem(self, attribute: str, method: str | None = None, space: str = "w",
                        layers: tuple[int, int] | None = None) -> str | None:
         """Why a slider of `attribute` cannot edit with these settings (no direction of that method, or none that
@@ -617,10 +634,7 @@ class Engine:
         for name in state.locked:
             if name == attribute:
                 continue
-            try:  # a lock keeps the attribute fixed with the best direction it has, of the chosen method if any
-                o = self.choose(state, name)
-            except ValueError:
-                o = self.bank.find(name, None, state.space, state.layers)
+            o = self._lock_direction(state, name, d.method)
             try:
                 locks.append((o.unit(self.num_ws, self.w_dim), self._layer_mask(state, o)[:, 0] > 0, _is_w(o)))
             except ValueError:  # the locked direction does not act on these layers: nothing to remove
