@@ -83,6 +83,23 @@ def test_lock_makes_edit_orthogonal(engine):
     assert abs(moved.sum()) < 1e-3
 
 
+def test_locks_on_mean_difference_sliders_remove_the_partners_mean_difference():
+    """A partial or meandiff slider with a partner locked moves orthogonally to the partner's mean difference (the
+    direction the generator follows); other methods lock along the partner's direction of their own method."""
+    G = tiny_generator()
+    rng = np.random.default_rng(11)
+    dirs = {(a, m): Direction(a, rng.standard_normal(G.w_dim), method=m)
+            for a in ("smile", "age") for m in ("partial", "meandiff", "svm")}
+    eng = Engine(G, EditBank(tuple(dirs.values())))
+    lat = eng.sample(3)
+    for method, lock_method in (("partial", "meandiff"), ("meandiff", "meandiff"), ("svm", "svm")):
+        state = EditState.create(lat, {"smile": 2.0}, method=method, locked=["age"])
+        delta = eng.direction_delta(state, "smile").double().numpy()[0]
+        assert abs(delta @ dirs[("age", lock_method)].unit(eng.num_ws, eng.w_dim)[0]) < 1e-6
+        other = "partial" if lock_method != "partial" else "svm"
+        assert abs(delta @ dirs[("age", other)].unit(eng.num_ws, eng.w_dim)[0]) > 1e-3
+
+
 def test_engine_edit_equals_bank_apply_edit():
     """The engine's cached deltas give the same codes as editor.bank.apply_edit (W and W+ entries, several locks)."""
     from editor.bank import Bank, BankEntry, GeneratorInfo, apply_edit, to_engine_bank
