@@ -375,7 +375,8 @@ def assess_claims(summaries: Sequence[dict], linear_method: str = "svm") -> list
     """Verdicts, with numbers, on the studies' claims, from `summarize_sweep` outputs.
 
     1. W is more disentangled than Z (leakage of `linear_method` in 'w' vs 'z');
-    2. logistic regression / SVM directions are cleaner than the mean difference (leakage in 'w');
+    2. the partial mean difference / logistic regression / SVM directions are cleaner than the mean difference
+       (leakage in 'w');
     3. the Mahalanobis walk vs linear directions (leakage and off-manifold distance in 'w');
     4. extreme α leaves the manifold (KID / discriminator / latent distance at the largest |α| vs |α| <= 1);
     5. conditional editing reduces the change of a locked correlated attribute.
@@ -385,7 +386,7 @@ def assess_claims(summaries: Sequence[dict], linear_method: str = "svm") -> list
                          lambda s: s["method"] == linear_method and s["space"] == "z"),
                  "leakage", "w", "z", f"W is more disentangled than Z ({linear_method} directions)"),
     ]
-    for m in ("logreg", "svm"):
+    for m in ("partial", "logreg", "svm"):
         out.append(_compare(_paired(summaries, lambda s, m=m: s["method"] == m and s["space"] == "w",
                                     lambda s: s["method"] == "meandiff" and s["space"] == "w"),
                             "leakage", m, "meandiff", f"{m} directions are cleaner than the mean difference (W)"))

@@ -17,7 +17,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--judge", default="toon",
                         help="labeller that scores the edited images: toon[:CKPT] | stats | clip:... (default toon)")
     parser.add_argument("--attributes", default=None, help="attributes to edit (default: every supervised one)")
-    parser.add_argument("--methods", default="meandiff,logreg,svm,mahalanobis", help="methods to compare")
+    parser.add_argument("--methods", default="meandiff,partial,logreg,svm,mahalanobis", help="methods to compare")
     parser.add_argument("--spaces", default="z,w",
                         help="spaces to compare: z, w, coarse, middle, fine, w+:A-B (default z,w)")
     parser.add_argument("--alphas", default="-4,-3,-2,-1,0,1,2,3,4", help="alpha sweep in sigma (must include 0)")
