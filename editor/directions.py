@@ -274,7 +274,8 @@ def partial_mean_differences(x, scores: dict, duplicate_corr: float = 0.7) -> di
 
     Args:
         x: [N, D] latents. scores: {attribute: [N]} from one labeller; probability-like scores (all in [0, 1]) enter
-            as 0/1 labels at 0.5, others as they are; samples with any unlabelled (NaN) score are left out.
+            as 0/1 labels at 0.5, others as they are; each attribute is fitted on the samples where it and its
+            partners are labelled (NaN = unlabelled), the partners chosen on the fully labelled ones.
     Returns:
         {attribute: LinearDirection}, leaving out attributes that do not vary. The boundary lies half-way between
         the two classes' mean projections (binary) or at the mean projection (continuous); extra['held'] counts the
@@ -287,34 +288,45 @@ def partial_mean_differences(x, scores: dict, duplicate_corr: float = 0.7) -> di
     s = np.stack([np.asarray(scores[k], dtype=np.float64).reshape(-1) for k in names], axis=1)
     if s.shape[0] != x.shape[0]:
         raise ValueError(f"scores have {s.shape[0]} samples, x has {x.shape[0]}")
-    keep = np.all(np.isfinite(s), axis=1)
-    x, s = x[keep], s[keep]
-    if x.shape[0] <= len(names) + 1:
-        raise ValueError(f"{x.shape[0]} fully labelled samples cannot separate {len(names)} attributes")
-    binary = np.array([col.min() >= 0.0 and col.max() <= 1.0 for col in s.T])
-    labels = np.where(binary, s > 0.5, s).astype(np.float64)
-    varies = labels.std(axis=0) > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = np.nan_to_num(np.corrcoef(labels.T)) if len(names) > 1 else np.ones((1, 1))
+    finite = np.isfinite(s)
+    binary = np.array([bool(np.all((col[ok] >= 0.0) & (col[ok] <= 1.0))) for col, ok in zip(s.T, finite.T)])
+    with np.errstate(invalid="ignore"):
+        labels = np.where(binary, s > 0.5, s).astype(np.float64)
+    labels[~finite] = np.nan
+    usable = finite.mean(axis=0) >= 0.5  # partners must be labelled on most samples
+    all_rows = finite[:, usable].all(axis=1)
+    if all_rows.sum() <= usable.sum() + 1:
+        raise ValueError(f"{int(all_rows.sum())} fully labelled samples cannot separate {int(usable.sum())} attributes")
+    with np.errstate(invalid="ignore"):
+        varies = np.nanstd(labels, axis=0) > 0
     group = [k.split("=", 1)[0] if "=" in k else None for k in names]
     out = {}
     for i, name in enumerate(names):
         if not varies[i]:
             continue
-        near = np.abs(corr[i]) >= duplicate_corr
+        both = all_rows & finite[:, i]  # the correlations with the partners, where all are labelled
+        t = labels[both, i] - labels[both, i].mean()
+        others = labels[both][:, usable] - labels[both][:, usable].mean(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.nan_to_num(others.T @ t / np.sqrt((others ** 2).sum(axis=0) * (t ** 2).sum()))
+        near = np.zeros(len(names), dtype=bool)
+        near[usable] = np.abs(r) >= duplicate_corr
         excluded = {group[j] for j in np.flatnonzero(near) if group[j] is not None} | {group[i]} - {None}
-        held = [j for j in range(len(names)) if j != i and varies[j] and not near[j] and group[j] not in excluded]
-        design = np.column_stack([np.ones(x.shape[0]), labels[:, i], labels[:, held]])
-        v = np.linalg.lstsq(design, x, rcond=None)[0][1]
-        if np.linalg.norm(v) < _EPS:
+        held = [j for j in range(len(names)) if j != i and usable[j] and varies[j] and not near[j]
+                and group[j] not in excluded]
+        rows = finite[:, [i, *held]].all(axis=1)  # this attribute's and its partners' labelled samples
+        xi, li = x[rows], labels[rows]
+        design = np.column_stack([np.ones(xi.shape[0]), li[:, i], li[:, held]])
+        v = np.linalg.lstsq(design, xi, rcond=None)[0][1]
+        if np.linalg.norm(v) < _EPS or np.ptp(li[:, i]) == 0:
             continue
-        p = x @ v
+        p = xi @ v
         extra = {"held": len(held)}
         if binary[i]:
-            y = labels[:, i] > 0.5
-            out[name] = make_direction(x, v, -float(p[y].mean() + p[~y].mean()) / 2.0, labels=y, extra=extra)
+            y = li[:, i] > 0.5
+            out[name] = make_direction(xi, v, -float(p[y].mean() + p[~y].mean()) / 2.0, labels=y, extra=extra)
         else:
-            out[name] = make_direction(x, v, -float(p.mean()), extra=extra)
+            out[name] = make_direction(xi, v, -float(p.mean()), extra=extra)
     return out
 
 

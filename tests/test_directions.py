@@ -345,6 +345,13 @@ def test_partial_mean_differences_hold_correlated_attributes_fixed():
     assert partial["eyeglasses"].n_samples == n - 10 and partial["eyeglasses"].train_accuracy > 0.75
     with pytest.raises(ValueError, match="cannot separate"):
         D.partial_mean_differences(x[:3], {k: v[:3] for k, v in scores.items()})
+    # an attribute labelled on a few samples only is fitted on those, and is nobody's partner
+    sparse = np.full(n, np.nan)
+    sparse[:300] = old[:300] * 1.0
+    few = D.partial_mean_differences(x, dict(scores, sparse_old=sparse))
+    assert few["sparse_old"].n_samples == 290 and few["sparse_old"].vector[1] > 0.9
+    assert few["sparse_old"].extra["held"] == 2  # eyeglasses, skin_tone; 'old' is its near-duplicate there
+    assert few["eyeglasses"].extra["held"] == 2 and few["eyeglasses"].n_samples == n - 10
     # Near-duplicates are not held fixed (holding 'age' would leave 'old' nothing to move), nor any level of a one-hot
     # group that holds one ('glasses_style=none' is 'no eyeglasses'; its sibling levels would then contradict).
     dup = dict(scores, age=old + 0.1 * rng.normal(size=n), **{
