@@ -306,7 +306,8 @@ def partial_mean_differences(x, scores: dict, duplicate_corr: float = 0.7) -> di
             continue
         both = all_rows & finite[:, i]  # the correlations with the partners, where all are labelled
         t = labels[both, i] - labels[both, i].mean()
-        others = labels[both][:, usable] - labels[both][:, usable].mean(axis=0)
+        others = labels[both][:, usable]
+        others = others - others.mean(axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
             r = np.nan_to_num(others.T @ t / np.sqrt((others ** 2).sum(axis=0) * (t ** 2).sum()))
         near = np.zeros(len(names), dtype=bool)
@@ -316,9 +317,11 @@ def partial_mean_differences(x, scores: dict, duplicate_corr: float = 0.7) -> di
                 and group[j] not in excluded]
         rows = finite[:, [i, *held]].all(axis=1)  # this attribute's and its partners' labelled samples
         xi, li = x[rows], labels[rows]
+        if np.ptp(li[:, i]) == 0:  # one class only where the partners are labelled
+            continue
         design = np.column_stack([np.ones(xi.shape[0]), li[:, i], li[:, held]])
         v = np.linalg.lstsq(design, xi, rcond=None)[0][1]
-        if np.linalg.norm(v) < _EPS or np.ptp(li[:, i]) == 0:
+        if np.linalg.norm(v) < _EPS:
             continue
         p = xi @ v
         extra = {"held": len(held)}

@@ -1,4 +1,4 @@
-"""Winograd F(4x4, 3x3) convolution: the 3x3 convolutions of the CPU inference fast path at 256-512 channels.
+"""Winograd F(4x4, 3x3) convolution: the 3x3 convolutions of the CPU inference fast path with many channels.
 
 A 3x3 convolution computes each 4x4 output tile from a 6x6 input tile. Winograd's minimal filtering does it with 36
 multiplies per (input channel, output channel) pair where the direct convolution needs 144: the input tile and the
@@ -6,11 +6,11 @@ kernel are taken into a transformed space (B^T d B and G g G^T), multiplied elem
 channels: 36 independent matrix products, one batched GEMM) and taken back (A^T m A). On this project's CPU the
 direct fp32 convolution already runs near the core's FMA peak (~55 GMAC/s on one core), so fewer multiply-adds are
 the only way to make it faster; the transforms are memory passes, which pay only where channels are many and the
-image small (measured in docs/benchmarks.md: 1.4-2.3x for 512 channels at 16-64 px and 256 channels at 32-128 px,
-slower at 128 channels and below).
+image is not too large (measured in docs/benchmarks.md: 1.4-2.5x for 128-512 channels from 16 px, slower below 128
+channels and below 16 px).
 
 The matrices come from the Toom-Cook construction with the interpolation points 0, 1, -1, 2, -1/2 (and infinity),
-rows balanced between B^T and G: the float32 error of one 256-channel convolution is ~1.2e-5 (about ten times a direct
+rows balanced between B^T and G: the float32 error of one 256-channel convolution is ~1.2e-5 (about a direct
 convolution's, far inside the 1e-4 the synthesis keeps to the reference), 2.5x smaller than with the textbook
 points 0, +-1, +-2 (3.2e-5).
 """
